@@ -1,0 +1,219 @@
+"""The compiled kernels against the NumPy reference, finite differences and invariants."""
+
+import numpy as np
+import pytest
+from conftest import CELL_CASES, random_state
+from reference import forward_backward
+
+from tsrnn import functional as F
+
+CONFIGS = [  # (num_layers, bidirectional, ragged)
+    (1, False, False),
+    (1, False, True),
+    (2, True, False),
+    (2, True, True),
+    (3, False, True),
+]
+
+
+def _case(cell, nl, bidir, ragged, dtype, rng, B=4, T=7, Fin=3, H=5):
+    params = F.init_params(cell, Fin, H, nl, bidir, dtype=dtype, seed=rng)
+    # Larger weights than the default init so that nonlinearities are exercised.
+    params = {k: (v * 2).astype(dtype) for k, v in params.items()}
+    x = rng.standard_normal((B, T, Fin)).astype(dtype)
+    lengths = np.array([T, 3, 1, 6][:B]) if ragged else None
+    S = nl * (2 if bidir else 1)
+    state = random_state(cell, S, B, H, rng, dtype)
+    return params, x, lengths, state
+
+
+def _flat_state(state):
+    return state if isinstance(state, tuple) else (state,)
+
+
+@pytest.mark.parametrize("cell,nonlin", CELL_CASES)
+@pytest.mark.parametrize("nl,bidir,ragged", CONFIGS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_matches_numpy_reference(cell, nonlin, nl, bidir, ragged, dtype, rng):
+    params, x, lengths, state = _case(cell, nl, bidir, ragged, dtype, rng)
+    out, st, cache = F.forward(cell, x, params, state=state, lengths=lengths,
+                               num_layers=nl, bidirectional=bidir,
+                               nonlinearity=nonlin, training=True)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dstate = tuple(rng.standard_normal(s.shape).astype(dtype) for s in _flat_state(st))
+    dstate = dstate if cell == "lstm" else dstate[0]
+    grads, dx, dstate0 = F.backward(cache, dout, dstate)
+    r_out, r_st, r_grads, r_dx, r_dstate0 = forward_backward(
+        cell, x, params, state, lengths, nl, bidir, nonlin, dout=dout, dstate=dstate)
+
+    tol = dict(rtol=1e-10, atol=1e-11) if dtype == np.float64 else dict(rtol=2e-4, atol=2e-5)
+    assert out.dtype == dtype and dx.dtype == dtype
+    np.testing.assert_allclose(out, r_out, **tol)
+    for a, b in zip(_flat_state(st), _flat_state(r_st)):
+        np.testing.assert_allclose(a, b, **tol)
+    assert list(grads) == list(params)
+    for k in params:
+        assert grads[k].shape == params[k].shape
+        np.testing.assert_allclose(grads[k], r_grads[k], err_msg=k, **tol)
+    np.testing.assert_allclose(dx, r_dx, **tol)
+    for a, b in zip(_flat_state(dstate0), _flat_state(r_dstate0)):
+        np.testing.assert_allclose(a, b, **tol)
+    if ragged:
+        for b, L in enumerate(lengths):
+            assert np.all(out[b, L:] == 0)
+            assert np.all(dx[b, L:] == 0)
+
+
+def _loss(cell, x, params, state, lengths, nl, bidir, nonlin, R, Rs, dropout=0.0, seed=None):
+    out, st, _ = F.forward(cell, x, params, state=state, lengths=lengths, num_layers=nl,
+                           bidirectional=bidir, nonlinearity=nonlin, dropout=dropout,
+                           training=dropout > 0, seed=seed)
+    return float(np.sum(out * R) + sum(np.sum(a * b) for a, b in zip(_flat_state(st), Rs)))
+
+
+@pytest.mark.parametrize("cell,nonlin", CELL_CASES)
+@pytest.mark.parametrize("nl,bidir,ragged", CONFIGS)
+def test_gradients_match_finite_differences(cell, nonlin, nl, bidir, ragged, rng):
+    params, x, lengths, state = _case(cell, nl, bidir, ragged, np.float64, rng, B=3, T=5)
+    if nonlin == "relu":  # keep pre-activations away from the kink at 0
+        params = {k: v * 0.5 for k, v in params.items()}
+    out, st, cache = F.forward(cell, x, params, state=state, lengths=lengths,
+                               num_layers=nl, bidirectional=bidir, nonlinearity=nonlin,
+                               training=True)
+    R = rng.standard_normal(out.shape)
+    Rs = tuple(rng.standard_normal(s.shape) for s in _flat_state(st))
+    grads, dx, dstate0 = F.backward(cache, R, Rs if cell == "lstm" else Rs[0])
+
+    def loss(p=params, xx=x, s=state):
+        return _loss(cell, xx, p, s, lengths, nl, bidir, nonlin, R, Rs)
+
+    eps = 1e-6
+    for k, v in params.items():
+        flat = v.reshape(-1)
+        for i in rng.choice(flat.size, size=min(6, flat.size), replace=False):
+            p_plus = {kk: vv.copy() for kk, vv in params.items()}
+            p_minus = {kk: vv.copy() for kk, vv in params.items()}
+            p_plus[k].reshape(-1)[i] += eps
+            p_minus[k].reshape(-1)[i] -= eps
+            fd = (loss(p=p_plus) - loss(p=p_minus)) / (2 * eps)
+            assert abs(fd - grads[k].reshape(-1)[i]) < 1e-6 * max(1, abs(fd)), (k, i)
+    for i in rng.choice(x.size, size=8, replace=False):
+        xp, xm = x.copy(), x.copy()
+        xp.reshape(-1)[i] += eps
+        xm.reshape(-1)[i] -= eps
+        fd = (loss(xx=xp) - loss(xx=xm)) / (2 * eps)
+        assert abs(fd - dx.reshape(-1)[i]) < 1e-6 * max(1, abs(fd)), ("x", i)
+    for part, (s_arr, ds_arr) in enumerate(zip(_flat_state(state), _flat_state(dstate0))):
+        for i in rng.choice(s_arr.size, size=6, replace=False):
+            sp = [a.copy() for a in _flat_state(state)]
+            sm = [a.copy() for a in _flat_state(state)]
+            sp[part].reshape(-1)[i] += eps
+            sm[part].reshape(-1)[i] -= eps
+            wrap = tuple if cell == "lstm" else (lambda a: a[0])
+            fd = (loss(s=wrap(sp)) - loss(s=wrap(sm))) / (2 * eps)
+            assert abs(fd - ds_arr.reshape(-1)[i]) < 1e-6 * max(1, abs(fd)), ("state", i)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_dropout_gradient_matches_finite_differences(cell, rng):
+    params, x, lengths, state = _case(cell, 2, True, True, np.float64, rng, B=3, T=5)
+    out, st, cache = F.forward(cell, x, params, state=state, lengths=lengths,
+                               num_layers=2, bidirectional=True, dropout=0.4,
+                               training=True, seed=7)
+    # Dropout actually dropped something, and the same seed gives the same masks.
+    out_nodrop, _, _ = F.forward(cell, x, params, state=state, lengths=lengths,
+                                 num_layers=2, bidirectional=True)
+    assert not np.allclose(out, out_nodrop)
+    out2, _, _ = F.forward(cell, x, params, state=state, lengths=lengths, num_layers=2,
+                           bidirectional=True, dropout=0.4, training=True, seed=7)
+    np.testing.assert_array_equal(out, out2)
+    R = rng.standard_normal(out.shape)
+    Rs = tuple(np.zeros(s.shape) for s in _flat_state(st))
+    grads, _, _ = F.backward(cache, R)
+    eps = 1e-6
+    for k in ("weight_ih_l0", "weight_hh_l0_reverse", "bias_hh_l1"):
+        for i in range(3):
+            pp = {kk: vv.copy() for kk, vv in params.items()}
+            pm = {kk: vv.copy() for kk, vv in params.items()}
+            pp[k].reshape(-1)[i] += eps
+            pm[k].reshape(-1)[i] -= eps
+            fd = (_loss(cell, x, pp, state, lengths, 2, True, "tanh", R, Rs, 0.4, 7)
+                  - _loss(cell, x, pm, state, lengths, 2, True, "tanh", R, Rs, 0.4, 7)) / (2 * eps)
+            assert abs(fd - grads[k].reshape(-1)[i]) < 1e-6 * max(1, abs(fd)), (k, i)
+
+
+@pytest.mark.parametrize("cell,nonlin", CELL_CASES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_chunks_with_carried_state_equal_one_run(cell, nonlin, dtype, rng):
+    params, x, _, state = _case(cell, 2, False, False, dtype, rng, T=12)
+    kw = dict(num_layers=2, nonlinearity=nonlin)
+    out_full, st_full, _ = F.forward(cell, x, params, state=state, **kw)
+    st = state
+    outs = []
+    for lo, hi in ((0, 5), (5, 6), (6, 12)):
+        o, st, _ = F.forward(cell, np.ascontiguousarray(x[:, lo:hi]), params, state=st, **kw)
+        outs.append(o)
+    tol = 1e-12 if dtype == np.float64 else 1e-6
+    np.testing.assert_allclose(np.concatenate(outs, axis=1), out_full, rtol=tol, atol=tol)
+    for a, b in zip(_flat_state(st), _flat_state(st_full)):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("cell,nonlin", CELL_CASES)
+def test_truncated_bptt_chunk_gradients_chain(cell, nonlin, rng):
+    """Backward over chunks, carrying dstate0 into the previous chunk's dstate, equals
+    full BPTT (the chunk length here is not a truncation: the state gradient flows)."""
+    params, x, _, state = _case(cell, 1, False, False, np.float64, rng, T=10)
+    out, st, cache = F.forward(cell, x, params, state=state, nonlinearity=nonlin,
+                               training=True)
+    dout = rng.standard_normal(out.shape)
+    g_full, dx_full, ds_full = F.backward(cache, dout)
+    o1, s1, c1 = F.forward(cell, np.ascontiguousarray(x[:, :4]), params, state=state,
+                           nonlinearity=nonlin, training=True)
+    o2, s2, c2 = F.forward(cell, np.ascontiguousarray(x[:, 4:]), params, state=s1,
+                           nonlinearity=nonlin, training=True)
+    g2, dx2, ds2 = F.backward(c2, np.ascontiguousarray(dout[:, 4:]))
+    g1, dx1, ds1 = F.backward(c1, np.ascontiguousarray(dout[:, :4]), ds2)
+    for k in params:
+        np.testing.assert_allclose(g1[k] + g2[k], g_full[k], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(np.concatenate([dx1, dx2], axis=1), dx_full, rtol=1e-10,
+                               atol=1e-12)
+    for a, b in zip(_flat_state(ds1), _flat_state(ds_full)):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("bidir", [False, True])
+def test_ragged_batch_equals_each_sequence_alone(cell, bidir, rng):
+    params, x, _, state = _case(cell, 2, bidir, False, np.float64, rng, T=8)
+    lengths = np.array([8, 3, 1, 5])
+    out, st, cache = F.forward(cell, x, params, state=state, lengths=lengths,
+                               num_layers=2, bidirectional=bidir, training=True)
+    dout = rng.standard_normal(out.shape)
+    grads, dx, _ = F.backward(cache, dout)
+    g_sum = {k: np.zeros_like(v) for k, v in params.items()}
+    for b, L in enumerate(lengths):
+        sb = tuple(a[:, b : b + 1] for a in _flat_state(state))
+        sb = sb if cell == "lstm" else sb[0]
+        o, s, c = F.forward(cell, np.ascontiguousarray(x[b : b + 1, :L]), params,
+                            state=sb, num_layers=2, bidirectional=bidir, training=True)
+        np.testing.assert_allclose(out[b : b + 1, :L], o, rtol=1e-12, atol=1e-13)
+        for a, one in zip(_flat_state(st), _flat_state(s)):
+            np.testing.assert_allclose(a[:, b : b + 1], one, rtol=1e-12, atol=1e-13)
+        g, d, _ = F.backward(c, np.ascontiguousarray(dout[b : b + 1, :L]))
+        np.testing.assert_allclose(dx[b : b + 1, :L], d, rtol=1e-10, atol=1e-12)
+        for k in g_sum:
+            g_sum[k] += g[k]
+    for k in params:
+        np.testing.assert_allclose(grads[k], g_sum[k], rtol=1e-10, atol=1e-12)
+
+
+def test_inference_keeps_no_cache(rng):
+    params, x, _, _ = _case("lstm", 1, False, False, np.float32, rng)
+    out, _, cache = F.forward("lstm", x, params)
+    assert cache is None
+    out_t, _, cache_t = F.forward("lstm", x, params, training=True)
+    assert cache_t is not None
+    np.testing.assert_array_equal(out, out_t)
+    with pytest.raises(ValueError, match="training=True"):
+        F.backward(cache, out)

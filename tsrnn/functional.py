@@ -1,0 +1,467 @@
+"""Public, stable functional API over the compiled kernels.
+
+Parameters use PyTorch's names and shapes, so ``{k: v.numpy() for k, v in
+torch_module.state_dict().items()}`` loads unchanged, and back::
+
+    from tsrnn import functional as F
+    params = F.init_params("lstm", input_size=3, hidden_size=32, num_layers=2)
+    out, state, cache = F.forward("lstm", x, params, num_layers=2, training=True)
+    grads, dx, dstate = F.backward(cache, dout)
+
+Shapes: ``x`` is (batch, time, features), batch first; ``out`` is
+(batch, time, num_directions * hidden), zero past each sequence's length; ``state`` is
+``h`` of shape (num_layers * num_directions, batch, hidden), or ``(h, c)`` for "lstm",
+ordered like PyTorch (layer-major, forward direction first).
+
+Internally everything is time-major (time, batch, ...), so that each step's slice is
+contiguous; the transposes happen only here, at the boundary.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tsrnn.backend import resolve_device
+from tsrnn.kernels import cpu as _cpu
+
+__all__ = ["CELLS", "backward", "forward", "init_params", "param_names", "param_shapes"]
+
+#: Number of gate blocks stacked in the weight matrices of each cell.
+CELLS = {"rnn": 1, "lstm": 4, "gru": 3}
+_NONLINEARITIES = ("tanh", "relu")
+_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+# --------------------------------------------------------------------------- params
+def _check_cell(cell: str) -> int:
+    if cell not in CELLS:
+        raise ValueError(f"cell must be one of {sorted(CELLS)}. Got {cell!r} instead.")
+    return CELLS[cell]
+
+
+def param_shapes(
+    cell: str,
+    input_size: int,
+    hidden_size: int,
+    num_layers: int = 1,
+    bidirectional: bool = False,
+) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of the parameters, in PyTorch's ``state_dict`` order."""
+    gates = _check_cell(cell)
+    for name, value in (
+        ("input_size", input_size),
+        ("hidden_size", hidden_size),
+        ("num_layers", num_layers),
+    ):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1. Got {value!r} instead.")
+    dirs = 2 if bidirectional else 1
+    shapes = {}
+    for layer in range(num_layers):
+        layer_in = input_size if layer == 0 else hidden_size * dirs
+        for d in range(dirs):
+            sfx = f"_l{layer}" + ("_reverse" if d else "")
+            shapes["weight_ih" + sfx] = (gates * hidden_size, layer_in)
+            shapes["weight_hh" + sfx] = (gates * hidden_size, hidden_size)
+            shapes["bias_ih" + sfx] = (gates * hidden_size,)
+            shapes["bias_hh" + sfx] = (gates * hidden_size,)
+    return shapes
+
+
+def param_names(cell: str, num_layers: int = 1, bidirectional: bool = False) -> list[str]:
+    """Parameter names in PyTorch's order (sizes do not matter for the names)."""
+    return list(param_shapes(cell, 1, 1, num_layers, bidirectional))
+
+
+def _as_rng(seed) -> np.random.Generator:
+    if isinstance(seed, np.random.Generator):
+        return seed
+    return np.random.default_rng(seed)
+
+
+def _orthogonal(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
+    # As Keras/Saxe et al.: QR of a Gaussian matrix, signs fixed by diag(R).
+    a = rng.standard_normal((max(rows, cols), min(rows, cols)))
+    q, r = np.linalg.qr(a)
+    q *= np.sign(np.diag(r))
+    return q if rows >= cols else q.T
+
+
+def init_params(
+    cell: str,
+    input_size: int,
+    hidden_size: int,
+    num_layers: int = 1,
+    bidirectional: bool = False,
+    dtype=np.float32,
+    seed=None,
+    init: str = "pytorch",
+) -> dict[str, np.ndarray]:
+    """Initial parameters with PyTorch's names and shapes.
+
+    Parameters
+    ----------
+    cell : {"rnn", "lstm", "gru"}
+    input_size, hidden_size, num_layers : int
+    bidirectional : bool
+    dtype : float32 or float64
+    seed : int, numpy Generator or None
+    init : {"pytorch", "keras"}
+        "pytorch": every weight and bias ~ U(-1/sqrt(hidden), 1/sqrt(hidden)).
+        "keras": glorot-uniform input weights, orthogonal recurrent weights (per gate
+        block of the (hidden, gates*hidden) Keras kernel), zero biases, and for "lstm" a
+        unit forget-gate bias (in ``bias_ih``).
+
+    Returns
+    -------
+    dict of str to ndarray
+    """
+    dtype = np.dtype(dtype)
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be float32 or float64. Got {dtype} instead.")
+    if init not in ("pytorch", "keras"):
+        raise ValueError(f"init must be 'pytorch' or 'keras'. Got {init!r} instead.")
+    shapes = param_shapes(cell, input_size, hidden_size, num_layers, bidirectional)
+    rng = _as_rng(seed)
+    params = {}
+    H = hidden_size
+    for name, shape in shapes.items():
+        if init == "pytorch":
+            bound = 1.0 / np.sqrt(H)
+            value = rng.uniform(-bound, bound, size=shape)
+        elif name.startswith("weight_ih"):
+            limit = np.sqrt(6.0 / (shape[0] + shape[1]))
+            value = rng.uniform(-limit, limit, size=shape)
+        elif name.startswith("weight_hh"):
+            # Keras draws one orthogonal (H, gates*H) kernel; its transpose is ours.
+            value = _orthogonal(rng, H, shape[0]).T
+        else:
+            value = np.zeros(shape)
+            if cell == "lstm" and name.startswith("bias_ih"):
+                value[H : 2 * H] = 1.0
+        params[name] = np.ascontiguousarray(value, dtype=dtype)
+    return params
+
+
+# ----------------------------------------------------------------------- validation
+def _check_params(cell, params, input_size, num_layers, bidirectional):
+    if not isinstance(params, dict):
+        raise TypeError(f"params must be a dict of arrays. Got {type(params).__name__}.")
+    if "weight_hh_l0" not in params:
+        raise ValueError("params is missing the key 'weight_hh_l0'.")
+    w = np.asarray(params["weight_hh_l0"])
+    if w.ndim != 2:
+        raise ValueError(
+            f"params['weight_hh_l0'] must be 2-D (gates * hidden, hidden). "
+            f"Got shape {w.shape}."
+        )
+    hidden = w.shape[1]
+    expected = param_shapes(cell, input_size, hidden, num_layers, bidirectional)
+    extra = sorted(set(params) - set(expected))
+    if extra:
+        raise ValueError(
+            f"params has unexpected keys {extra} for cell={cell!r}, "
+            f"num_layers={num_layers}, bidirectional={bidirectional}."
+        )
+    dtype = w.dtype
+    if dtype not in _DTYPES:
+        raise ValueError(
+            f"params['weight_hh_l0'] must be float32 or float64. Got {dtype} instead."
+        )
+    out = {}
+    for key, shape in expected.items():
+        if key not in params:
+            raise ValueError(f"params is missing the key {key!r} (shape {shape}).")
+        value = params[key]
+        if not isinstance(value, np.ndarray):
+            raise ValueError(f"params[{key!r}] must be a numpy array.")
+        if value.shape != shape:
+            raise ValueError(
+                f"params[{key!r}] must have shape {shape}. Got {value.shape} instead."
+            )
+        if value.dtype != dtype:
+            raise ValueError(
+                f"params[{key!r}] has dtype {value.dtype}; all params must share "
+                f"weight_hh_l0's dtype {dtype}."
+            )
+        out[key] = np.ascontiguousarray(value)
+    return out, hidden, dtype
+
+
+def _check_lengths(lengths, batch, time):
+    if lengths is None:
+        return np.full(batch, time, dtype=np.int64)
+    arr = np.asarray(lengths)
+    if arr.shape != (batch,) or not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(
+            f"lengths must be an integer array of shape ({batch},). "
+            f"Got dtype {arr.dtype}, shape {arr.shape}."
+        )
+    bad = np.flatnonzero((arr < 1) | (arr > time))
+    if bad.size:
+        raise ValueError(
+            f"lengths must lie in [1, {time}] (the time dimension of x). "
+            f"lengths[{bad[0]}] = {arr[bad[0]]}."
+        )
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def _check_state(cell, state, n_states, batch, hidden, dtype, name="state"):
+    """Return a tuple of contiguous (n_states, batch, hidden) arrays (zeros if None)."""
+    parts = 2 if cell == "lstm" else 1
+    shape = (n_states, batch, hidden)
+    if state is None:
+        return tuple(np.zeros(shape, dtype=dtype) for _ in range(parts))
+    if cell == "lstm":
+        if not isinstance(state, (tuple, list)) or len(state) != 2:
+            raise ValueError(f"{name} must be a tuple (h, c) for cell='lstm'.")
+        arrays = tuple(state)
+        labels = ("h", "c")
+    else:
+        arrays = (state,)
+        labels = ("h",)
+    out = []
+    for label, a in zip(labels, arrays):
+        a = np.asarray(a)
+        if a.shape != shape:
+            raise ValueError(f"{name} {label} must have shape {shape}. Got {a.shape}.")
+        if a.dtype != dtype:
+            raise ValueError(f"{name} {label} must have dtype {dtype}. Got {a.dtype}.")
+        out.append(np.ascontiguousarray(a))
+    return tuple(out)
+
+
+# -------------------------------------------------------------------------- forward
+def _run_direction(cell, x_tm, p, sfx, h0, c0, lengths, keep, use_relu):
+    """Run one direction of one layer; returns (out, final_h, final_c, kernel cache)."""
+    w_ih, w_hh = p["weight_ih" + sfx], p["weight_hh" + sfx]
+    b_ih, b_hh = p["bias_ih" + sfx], p["bias_hh" + sfx]
+    if cell == "lstm":
+        out, hs, cs, gates, tanh_c = _cpu.lstm_forward(
+            x_tm, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, keep
+        )
+        return out, hs[-1], cs[-1], (hs, cs, gates, tanh_c)
+    if cell == "gru":
+        out, hs, gates, hn = _cpu.gru_forward(x_tm, w_ih, w_hh, b_ih, b_hh, h0, lengths, keep)
+        return out, hs[-1], None, (hs, gates, hn)
+    out, hs = _cpu.rnn_forward(x_tm, w_ih, w_hh, b_ih, b_hh, h0, lengths, keep, use_relu)
+    return out, hs[-1], None, (hs,)
+
+
+def forward(
+    cell: str,
+    x: np.ndarray,
+    params: dict[str, np.ndarray],
+    state=None,
+    lengths=None,
+    num_layers: int = 1,
+    bidirectional: bool = False,
+    nonlinearity: str = "tanh",
+    dropout: float = 0.0,
+    training: bool = False,
+    device: str = "cpu",
+    seed=None,
+):
+    """Run a (stacked, optionally bidirectional) recurrent network over ``x``.
+
+    Parameters
+    ----------
+    cell : {"rnn", "lstm", "gru"}
+    x : ndarray of shape (batch, time, features)
+        float32 or float64, the dtype of ``params``.
+    params : dict of str to ndarray
+        PyTorch names and shapes (see :func:`init_params`).
+    state : ndarray of shape (num_layers * num_directions, batch, hidden), or a tuple
+        ``(h0, c0)`` of such arrays for "lstm"; None means zeros.
+    lengths : int array of shape (batch,), optional
+        Valid length of each sequence (steps past it are padding and are ignored).
+    num_layers : int
+    bidirectional : bool
+    nonlinearity : {"tanh", "relu"}
+        Activation of the "rnn" cell.
+    dropout : float in [0, 1)
+        Dropout on the outputs of every layer but the last, when ``training``.
+    training : bool
+        Keep what :func:`backward` needs and apply dropout. With False the returned
+        cache is None and only one step of scratch space is allocated.
+    device : {"cpu", "cuda", "auto"}
+    seed : int, numpy Generator or None
+        Randomness of the dropout masks.
+
+    Returns
+    -------
+    out : ndarray of shape (batch, time, num_directions * hidden)
+        Outputs of the last layer, zero past each sequence's length.
+    state : ndarray or tuple of ndarrays
+        Final state at each sequence's own length, shaped like ``state``.
+    cache : dict or None
+        Opaque; pass it to :func:`backward`.
+    """
+    _check_cell(cell)
+    resolve_device(device)
+    if nonlinearity not in _NONLINEARITIES:
+        raise ValueError(
+            f"nonlinearity must be 'tanh' or 'relu'. Got {nonlinearity!r} instead."
+        )
+    if not (0.0 <= float(dropout) < 1.0):
+        raise ValueError(f"dropout must be in [0, 1). Got {dropout!r} instead.")
+    if not isinstance(x, np.ndarray) or x.ndim != 3:
+        raise ValueError(
+            "x must be a 3-D numpy array of shape (batch, time, features). "
+            f"Got {getattr(x, 'shape', type(x).__name__)}."
+        )
+    B, T, F = x.shape
+    if B == 0 or T == 0 or F == 0:
+        raise ValueError(f"x must have non-zero batch, time and features. Got {x.shape}.")
+    p, H, dtype = _check_params(cell, params, F, num_layers, bidirectional)
+    if x.dtype != dtype:
+        raise ValueError(
+            f"x has dtype {x.dtype} but params are {dtype}; cast it with "
+            f"x.astype(np.{dtype.name})."
+        )
+    dirs = 2 if bidirectional else 1
+    lengths = _check_lengths(lengths, B, T)
+    states = _check_state(cell, state, num_layers * dirs, B, H, dtype)
+    use_relu = nonlinearity == "relu"
+    keep = bool(training)
+    rng = _as_rng(seed) if (training and dropout > 0 and num_layers > 1) else None
+
+    inp = np.ascontiguousarray(x.transpose(1, 0, 2))  # time-major
+    h_n = np.empty((num_layers * dirs, B, H), dtype=dtype)
+    c_n = np.empty_like(h_n) if cell == "lstm" else None
+    layers = []
+    for layer in range(num_layers):
+        outs, dir_caches = [], []
+        for d in range(dirs):
+            idx = layer * dirs + d
+            sfx = f"_l{layer}" + ("_reverse" if d else "")
+            x_d = _cpu.reverse_padded(inp, lengths) if d else inp
+            c0 = states[1][idx] if cell == "lstm" else None
+            out_d, h_last, c_last, kcache = _run_direction(
+                cell, x_d, p, sfx, states[0][idx], c0, lengths, keep, use_relu
+            )
+            h_n[idx] = h_last
+            if c_n is not None:
+                c_n[idx] = c_last
+            outs.append(_cpu.reverse_padded(out_d, lengths) if d else out_d)
+            dir_caches.append((x_d, kcache) if keep else None)
+        layer_out = outs[0] if dirs == 1 else np.concatenate(outs, axis=2)
+        mask = None
+        if rng is not None and layer < num_layers - 1:
+            keep_prob = 1.0 - dropout
+            mask = (rng.random(layer_out.shape) < keep_prob).astype(dtype) / dtype.type(
+                keep_prob
+            )
+            layer_out = layer_out * mask
+        layers.append((dir_caches, mask))
+        inp = layer_out
+
+    out = np.ascontiguousarray(inp.transpose(1, 0, 2))
+    final = (h_n, c_n) if cell == "lstm" else h_n
+    if not keep:
+        return out, final, None
+    cache = {
+        "cell": cell,
+        "params": p,
+        "lengths": lengths,
+        "num_layers": num_layers,
+        "dirs": dirs,
+        "hidden": H,
+        "use_relu": use_relu,
+        "shape": (B, T, F),
+        "dtype": dtype,
+        "layers": layers,
+    }
+    return out, final, cache
+
+
+# ------------------------------------------------------------------------- backward
+def backward(cache: dict[str, Any], dout: np.ndarray, dstate=None):
+    """Backpropagation through time for a :func:`forward` run with ``training=True``.
+
+    Parameters
+    ----------
+    cache : dict
+        The third value returned by :func:`forward`.
+    dout : ndarray of shape (batch, time, num_directions * hidden)
+        Gradient of the loss with respect to ``out`` (values past a sequence's length
+        are ignored: those outputs are constant zeros).
+    dstate : like the returned ``state``, optional
+        Gradient with respect to the final state; None means zeros.
+
+    Returns
+    -------
+    grads : dict of str to ndarray
+        Gradient of every parameter, keyed like ``params``.
+    dx : ndarray of shape (batch, time, features)
+    dstate0 : like ``state``
+        Gradient with respect to the initial state (what truncated BPTT carries
+        back across chunks).
+    """
+    if not isinstance(cache, dict) or "layers" not in cache:
+        raise ValueError(
+            "cache must be the cache returned by forward(..., training=True); "
+            "forward(training=False) keeps none."
+        )
+    cell, p, lengths = cache["cell"], cache["params"], cache["lengths"]
+    num_layers, dirs, H = cache["num_layers"], cache["dirs"], cache["hidden"]
+    B, T, F = cache["shape"]
+    dtype = cache["dtype"]
+    dout = np.asarray(dout)
+    if dout.shape != (B, T, dirs * H):
+        raise ValueError(f"dout must have shape {(B, T, dirs * H)}. Got {dout.shape}.")
+    if dout.dtype != dtype:
+        raise ValueError(f"dout must have dtype {dtype}. Got {dout.dtype}.")
+    dstates = _check_state(cell, dstate, num_layers * dirs, B, H, dtype, name="dstate")
+
+    grads: dict[str, np.ndarray] = {}
+    dh0 = np.zeros((num_layers * dirs, B, H), dtype=dtype)
+    dc0 = np.zeros_like(dh0) if cell == "lstm" else None
+    d_layer_out = np.ascontiguousarray(dout.transpose(1, 0, 2))
+    for layer in range(num_layers - 1, -1, -1):
+        dir_caches, mask = cache["layers"][layer]
+        if mask is not None:
+            d_layer_out = d_layer_out * mask
+        d_inp = None
+        for d in range(dirs):
+            idx = layer * dirs + d
+            sfx = f"_l{layer}" + ("_reverse" if d else "")
+            x_d, kcache = dir_caches[d]
+            dout_d = np.ascontiguousarray(d_layer_out[:, :, d * H : (d + 1) * H])
+            if d:
+                dout_d = _cpu.reverse_padded(dout_d, lengths)
+            w_ih, w_hh = p["weight_ih" + sfx], p["weight_hh" + sfx]
+            if cell == "lstm":
+                hs, cs, gates, tanh_c = kcache
+                dx, dw_ih, dw_hh, db_ih, db_hh, dh, dc = _cpu.lstm_backward(
+                    x_d, w_ih, w_hh, lengths, hs, cs, gates, tanh_c, dout_d,
+                    dstates[0][idx], dstates[1][idx],
+                )
+                dc0[idx] = dc
+            elif cell == "gru":
+                hs, gates, hn = kcache
+                dx, dw_ih, dw_hh, db_ih, db_hh, dh = _cpu.gru_backward(
+                    x_d, w_ih, w_hh, lengths, hs, gates, hn, dout_d, dstates[0][idx]
+                )
+            else:
+                (hs,) = kcache
+                dx, dw_ih, dw_hh, db_ih, db_hh, dh = _cpu.rnn_backward(
+                    x_d, w_ih, w_hh, lengths, hs, dout_d, dstates[0][idx],
+                    cache["use_relu"],
+                )
+            dh0[idx] = dh
+            grads["weight_ih" + sfx] = dw_ih
+            grads["weight_hh" + sfx] = dw_hh
+            grads["bias_ih" + sfx] = db_ih
+            grads["bias_hh" + sfx] = db_hh
+            if d:
+                dx = _cpu.reverse_padded(dx, lengths)
+            d_inp = dx if d_inp is None else d_inp + dx
+        d_layer_out = d_inp
+    # Present the gradients in the params' (PyTorch) order.
+    grads = {k: grads[k] for k in p}
+    dx = np.ascontiguousarray(d_layer_out.transpose(1, 0, 2))
+    dstate0 = (dh0, dc0) if cell == "lstm" else dh0
+    return grads, dx, dstate0

@@ -1,0 +1,1 @@
+"""Compiled kernels: ``cpu`` (``@njit``) and, lazily, ``cuda`` (``numba.cuda``)."""

@@ -1,0 +1,26 @@
+"""CPU kernels (``@njit``, cached on disk). Arrays are time-major: (time, batch, ...).
+
+Every cell module exposes the same two functions:
+
+``<cell>_forward(x, w_ih, w_hh, b_ih, b_hh, h0, [c0,] lengths, keep, ...)``
+``<cell>_backward(x, w_ih, w_hh, lengths, <cache arrays>, dout, dh_n, [dc_n])``
+
+The forward pass runs one direction of one layer over all time steps; reverse
+directions are run by reversing each sequence within its length first
+(``reverse_padded``), so the kernels only ever step forward.
+"""
+
+from tsrnn.kernels.cpu.gru import gru_backward, gru_forward
+from tsrnn.kernels.cpu.linalg import reverse_padded
+from tsrnn.kernels.cpu.lstm import lstm_backward, lstm_forward
+from tsrnn.kernels.cpu.rnn import rnn_backward, rnn_forward
+
+__all__ = [
+    "gru_backward",
+    "gru_forward",
+    "lstm_backward",
+    "lstm_forward",
+    "reverse_padded",
+    "rnn_backward",
+    "rnn_forward",
+]

@@ -10,106 +10,106 @@
 import numpy as np
 from numba import njit
 
+from tsrnn._config import JIT_OPTIONS
 from tsrnn.kernels.activations import sigmoid, tanh
-from tsrnn.kernels.cpu.linalg import matmul_acc
+from tsrnn.kernels.cpu.linalg import input_grad, input_projection, matmul_acc, sum_outer
 
 
-@njit(cache=True, nogil=True)
+@njit(**JIT_OPTIONS)
 def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, keep):
     """One direction of one GRU layer over all steps.
 
     Returns ``out`` (time, batch, hidden), zero past each row's length; ``hs``
-    (time + 1, batch, hidden); ``gates`` (time or 1, batch, 3 * hidden), the
-    activated r, z, n; and ``hn`` (time or 1, batch, hidden), ``W_hn h + b_hn``.
+    (time + 1, batch, hidden); ``gates`` (time, batch, 3 * hidden), the activated
+    r, z, n; and ``hn`` (time or 1, batch, hidden), ``W_hn h + b_hn``.
     """
-    T, B, F = x.shape
+    T, B, _ = x.shape
     H = w_hh.shape[1]
     G = 3 * H
-    xp = np.dot(x.reshape(T * B, F), np.ascontiguousarray(w_ih.T)).reshape(T, B, G)
+    dt = x.dtype
+    # Input-side pre-activations for every step; overwritten in place by r, z, n.
+    gates = input_projection(x, w_ih, b_ih)
     w_hh_t = np.ascontiguousarray(w_hh.T)
-    nk = T if keep else 1
-    gates = np.empty((nk, B, G), dtype=x.dtype)
-    hn_all = np.empty((nk, B, H), dtype=x.dtype)
-    hs = np.empty((T + 1, B, H), dtype=x.dtype)
-    out = np.zeros((T, B, H), dtype=x.dtype)
+    hn_all = np.empty((T if keep else 1, B, H), dtype=dt)
+    hs = np.empty((T + 1, B, H), dtype=dt)
+    out = np.zeros((T, B, H), dtype=dt)
     hs[0] = h0
-    ph = np.empty((B, G), dtype=x.dtype)
+    ph = np.empty((B, G), dtype=dt)
     for s in range(T):
-        k = s if keep else 0
         for b in range(B):
             ph[b] = b_hh
         matmul_acc(hs[s], w_hh_t, ph)
-        gs = gates[k]
-        hn = hn_all[k]
-        xs = xp[s]
+        gs, hn, h_prev, h_next, out_s = gates[s], hn_all[s if keep else 0], hs[s], hs[s + 1], out[s]
         for b in range(B):
+            g_b, ph_b, hn_b, hp, hx = gs[b], ph[b], hn[b], h_prev[b], h_next[b]
             if s < lengths[b]:
                 for j in range(2 * H):
-                    gs[b, j] = sigmoid(xs[b, j] + b_ih[j] + ph[b, j])
+                    g_b[j] = sigmoid(g_b[j] + ph_b[j])
+                o_b = out_s[b]
                 for j in range(H):
-                    hn[b, j] = ph[b, 2 * H + j]
-                    n = tanh(xs[b, 2 * H + j] + b_ih[2 * H + j] + gs[b, j] * hn[b, j])
-                    gs[b, 2 * H + j] = n
-                    z = gs[b, H + j]
-                    h = (1 - z) * n + z * hs[s, b, j]
-                    hs[s + 1, b, j] = h
-                    out[s, b, j] = h
+                    v = ph_b[2 * H + j]
+                    hn_b[j] = v
+                    n = tanh(g_b[2 * H + j] + g_b[j] * v)
+                    g_b[2 * H + j] = n
+                    z = g_b[H + j]
+                    h = (1 - z) * n + z * hp[j]
+                    hx[j] = h
+                    o_b[j] = h
             else:
                 for j in range(G):
-                    gs[b, j] = 0
+                    g_b[j] = 0
                 for j in range(H):
-                    hn[b, j] = 0
-                    hs[s + 1, b, j] = hs[s, b, j]
+                    hn_b[j] = 0
+                    hx[j] = hp[j]
     return out, hs, gates, hn_all
 
 
-@njit(cache=True, nogil=True)
+@njit(**JIT_OPTIONS)
 def gru_backward(x, w_ih, w_hh, lengths, hs, gates, hn_all, dout, dh_n):
     """Backpropagation through time for :func:`gru_forward` (``keep=True``).
 
     Returns ``dx, dw_ih, dw_hh, db_ih, db_hh, dh0``. The input-side and hidden-side
     gate gradients differ only in the n block (``dn`` vs ``dn * r``), so both are kept.
     """
-    T, B, F = x.shape
+    T, B, _ = x.shape
     H = w_hh.shape[1]
     G = 3 * H
-    dgi = np.empty((T, B, G), dtype=x.dtype)
-    dgh = np.empty((T, B, G), dtype=x.dtype)
+    dt = x.dtype
+    dgi = np.empty((T, B, G), dtype=dt)
+    dgh = np.empty((T, B, G), dtype=dt)
     dh = dh_n.copy()
-    dh_prev = np.empty((B, H), dtype=x.dtype)
+    dh_prev = np.empty((B, H), dtype=dt)
     for s in range(T - 1, -1, -1):
-        gs = gates[s]
-        hn = hn_all[s]
-        di = dgi[s]
-        dhh = dgh[s]
+        gs, hn, di, dhh, h_prev, dout_s = gates[s], hn_all[s], dgi[s], dgh[s], hs[s], dout[s]
         for b in range(B):
+            di_b, dhh_b, dh_b, dp_b = di[b], dhh[b], dh[b], dh_prev[b]
             if s < lengths[b]:
+                g_b, hn_b, hp, do_b = gs[b], hn[b], h_prev[b], dout_s[b]
                 for j in range(H):
-                    dhj = dh[b, j] + dout[s, b, j]
-                    r = gs[b, j]
-                    z = gs[b, H + j]
-                    n = gs[b, 2 * H + j]
+                    dhj = dh_b[j] + do_b[j]
+                    r = g_b[j]
+                    z = g_b[H + j]
+                    n = g_b[2 * H + j]
                     dn = dhj * (1 - z) * (1 - n * n)
-                    dz = dhj * (hs[s, b, j] - n) * z * (1 - z)
-                    dr = dn * hn[b, j] * r * (1 - r)
-                    di[b, j] = dr
-                    di[b, H + j] = dz
-                    di[b, 2 * H + j] = dn
-                    dhh[b, j] = dr
-                    dhh[b, H + j] = dz
-                    dhh[b, 2 * H + j] = dn * r
-                    dh_prev[b, j] = dhj * z
+                    dz = dhj * (hp[j] - n) * z * (1 - z)
+                    dr = dn * hn_b[j] * r * (1 - r)
+                    di_b[j] = dr
+                    di_b[H + j] = dz
+                    di_b[2 * H + j] = dn
+                    dhh_b[j] = dr
+                    dhh_b[H + j] = dz
+                    dhh_b[2 * H + j] = dn * r
+                    dp_b[j] = dhj * z
             else:
                 for j in range(G):
-                    di[b, j] = 0
-                    dhh[b, j] = 0
+                    di_b[j] = 0
+                    dhh_b[j] = 0
                 for j in range(H):
-                    dh_prev[b, j] = dh[b, j]
+                    dp_b[j] = dh_b[j]
         matmul_acc(dhh, w_hh, dh_prev)
-        dh[:] = dh_prev
-    di2 = dgi.reshape(T * B, G)
-    dh2 = dgh.reshape(T * B, G)
-    dw_ih = np.dot(np.ascontiguousarray(di2.T), x.reshape(T * B, F))
-    dw_hh = np.dot(np.ascontiguousarray(dh2.T), hs[:T].reshape(T * B, H))
-    dx = np.dot(di2, w_ih).reshape(T, B, F)
-    return dx, dw_ih, dw_hh, di2.sum(axis=0), dh2.sum(axis=0), dh
+        dh, dh_prev = dh_prev, dh
+    dw_ih = sum_outer(dgi, x)
+    dw_hh = sum_outer(dgh, hs)
+    db_ih = dgi.reshape(T * B, G).sum(axis=0)
+    db_hh = dgh.reshape(T * B, G).sum(axis=0)
+    return input_grad(dgi, w_ih), dw_ih, dw_hh, db_ih, db_hh, dh

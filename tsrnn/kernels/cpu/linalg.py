@@ -3,10 +3,10 @@
 import numpy as np
 from numba import njit
 
-from tsrnn._config import BLAS_MIN_FLOPS
+from tsrnn._config import BLAS_MIN_FLOPS, JIT_OPTIONS
 
 
-@njit(cache=True, nogil=True)
+@njit(**JIT_OPTIONS)
 def matmul_acc(a, w, out):
     """``out += a @ w`` for C-contiguous ``a`` (m, k), ``w`` (k, n), ``out`` (m, n).
 
@@ -17,18 +17,64 @@ def matmul_acc(a, w, out):
     """
     m, k = a.shape
     n = w.shape[1]
-    if m * k * n >= BLAS_MIN_FLOPS:
+    # BLAS is slow for a thin inner dimension (an outer product, k=1 for a univariate
+    # input projection) and its call overhead dominates small products.
+    if k >= 16 and m * k * n >= BLAS_MIN_FLOPS:
         out += np.dot(a, w)
         return
     for i in range(m):
+        a_i = a[i]
+        out_i = out[i]
         for p in range(k):
-            aip = a[i, p]
+            aip = a_i[p]
             if aip != 0:  # zero rows are common (padding); NaN != 0, so NaN propagates
+                w_p = w[p]
                 for j in range(n):
-                    out[i, j] += aip * w[p, j]
+                    out_i[j] += aip * w_p[j]
 
 
-@njit(cache=True, nogil=True)
+@njit(**JIT_OPTIONS)
+def input_projection(x, w_ih, bias):
+    """``x @ w_ih.T + bias`` for every step at once: (time, batch, gates) from
+    (time, batch, features). One large product instead of one per step."""
+    T, B, F = x.shape
+    G = w_ih.shape[0]
+    xp = np.empty((T, B, G), dtype=x.dtype)
+    xp2 = xp.reshape(T * B, G)
+    for r in range(T * B):
+        xp2[r] = bias
+    matmul_acc(x.reshape(T * B, F), np.ascontiguousarray(w_ih.T), xp2)
+    return xp
+
+
+@njit(**JIT_OPTIONS)
+def sum_outer(d, a):
+    """``sum_t d[t]^T a[t]``: (gates, k) from (time, batch, gates) and
+    (time, batch, k), as one GEMM over all steps (padding rows of ``d`` are zero)."""
+    T, B, G = d.shape
+    # The transposed view is F-contiguous: BLAS reads it with a transpose flag, no copy.
+    return np.dot(d.reshape(T * B, G).T, a[:T].reshape(T * B, a.shape[2]))
+
+
+@njit(**JIT_OPTIONS)
+def weight_grads(dpre, inp, hs):
+    """``dW_ih``, ``dW_hh`` (against the states before each step, ``hs[:T]``) and
+    ``db = sum(dpre)`` from the pre-activation gradients of every step."""
+    T, B, G = dpre.shape
+    return sum_outer(dpre, inp), sum_outer(dpre, hs), dpre.reshape(T * B, G).sum(axis=0)
+
+
+@njit(**JIT_OPTIONS)
+def input_grad(dpre, w_ih):
+    """``dx = dpre @ w_ih``: (time, batch, features)."""
+    T, B, G = dpre.shape
+    F = w_ih.shape[1]
+    dx = np.zeros((T * B, F), dtype=dpre.dtype)
+    matmul_acc(dpre.reshape(T * B, G), w_ih, dx)
+    return dx.reshape(T, B, F)
+
+
+@njit(**JIT_OPTIONS)
 def reverse_padded(a, lengths):
     """Reverse each sequence of a time-major array within its own length.
 

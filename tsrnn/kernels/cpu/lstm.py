@@ -8,11 +8,25 @@
 import numpy as np
 from numba import njit
 
-from tsrnn.kernels.activations import sigmoid, tanh
-from tsrnn.kernels.cpu.linalg import matmul_acc
+from tsrnn._config import JIT_OPTIONS
+from tsrnn.kernels.activations import tanh
+from tsrnn.kernels.cpu.linalg import input_grad, input_projection, matmul_acc, weight_grads
 
 
-@njit(cache=True, nogil=True)
+@njit(**JIT_OPTIONS)
+def gate_affine(H, n_blocks, tanh_block, dtype):
+    """Per-column ``scale`` and ``offset`` so that one uniform loop,
+    ``offset + scale * tanh(scale * v)``, gives sigmoid on every block (scale 0.5,
+    offset 0.5: sigmoid(v) = 0.5 + 0.5 tanh(v / 2)) and tanh on ``tanh_block``."""
+    scale = np.full(n_blocks * H, 0.5, dtype=dtype)
+    offset = np.full(n_blocks * H, 0.5, dtype=dtype)
+    if tanh_block >= 0:
+        scale[tanh_block * H : (tanh_block + 1) * H] = 1.0
+        offset[tanh_block * H : (tanh_block + 1) * H] = 0.0
+    return scale, offset
+
+
+@njit(**JIT_OPTIONS)
 def lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, keep):
     """One direction of one LSTM layer over all steps.
 
@@ -23,113 +37,108 @@ def lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, keep):
     h0, c0 : ndarray of shape (batch, hidden)
     lengths : int64 ndarray of shape (batch,); row b is active while step < lengths[b]
     keep : bool
-        Keep the activations the backward pass needs (training); otherwise only a
-        single step's worth of scratch space is allocated.
+        Keep the activations the backward pass needs (training); otherwise only one
+        step of ``tanh_c`` is kept.
 
     Returns
     -------
     out : (time, batch, hidden), zero past each row's length
     hs, cs : (time + 1, batch, hidden); states before/after each step (carried
         unchanged through padding, so ``hs[-1]`` is each row's final state)
-    gates : (time or 1, batch, 4 * hidden), activated i, f, g, o
+    gates : (time, batch, 4 * hidden), activated i, f, g, o (zero on padding)
     tanh_c : (time or 1, batch, hidden)
     """
-    T, B, F = x.shape
+    T, B, _ = x.shape
     H = w_hh.shape[1]
     G = 4 * H
-    # The input projection of every step at once: one large GEMM instead of T small.
-    xp = np.dot(x.reshape(T * B, F), np.ascontiguousarray(w_ih.T)).reshape(T, B, G)
-    bias = b_ih + b_hh
+    dt = x.dtype
+    # Pre-activations of every step at once; each step adds h @ W_hh^T in place and
+    # then overwrites them with the activated gates, so no second (T, B, 4H) array.
+    gates = input_projection(x, w_ih, b_ih + b_hh)
+    scale, offset = gate_affine(H, 4, 2, dt)
     w_hh_t = np.ascontiguousarray(w_hh.T)
-    nk = T if keep else 1
-    gates = np.empty((nk, B, G), dtype=x.dtype)
-    tanh_c = np.empty((nk, B, H), dtype=x.dtype)
-    hs = np.empty((T + 1, B, H), dtype=x.dtype)
-    cs = np.empty((T + 1, B, H), dtype=x.dtype)
-    out = np.zeros((T, B, H), dtype=x.dtype)
+    tanh_c = np.empty((T if keep else 1, B, H), dtype=dt)
+    hs = np.empty((T + 1, B, H), dtype=dt)
+    cs = np.empty((T + 1, B, H), dtype=dt)
+    out = np.zeros((T, B, H), dtype=dt)
     hs[0] = h0
     cs[0] = c0
-    pre = np.empty((B, G), dtype=x.dtype)
     for s in range(T):
-        k = s if keep else 0
-        pre[:] = xp[s]
-        matmul_acc(hs[s], w_hh_t, pre)
-        gs = gates[k]
-        tc = tanh_c[k]
+        gs = gates[s]
+        matmul_acc(hs[s], w_hh_t, gs)
+        h_prev, h_next, c_prev, c_next = hs[s], hs[s + 1], cs[s], cs[s + 1]
+        tc = tanh_c[s if keep else 0]
+        out_s = out[s]
+        # Row views (g_b[j] rather than gs[b, j]) keep the inner loops simple enough
+        # for LLVM to vectorize.
         for b in range(B):
+            g_b, cp, cn, hn, tc_b = gs[b], c_prev[b], c_next[b], h_next[b], tc[b]
             if s < lengths[b]:
-                for j in range(H):
-                    gs[b, j] = sigmoid(pre[b, j] + bias[j])
-                for j in range(H, 2 * H):
-                    gs[b, j] = sigmoid(pre[b, j] + bias[j])
-                for j in range(2 * H, 3 * H):
-                    gs[b, j] = tanh(pre[b, j] + bias[j])
-                for j in range(3 * H, G):
-                    gs[b, j] = sigmoid(pre[b, j] + bias[j])
-                for j in range(H):
-                    c = gs[b, H + j] * cs[s, b, j] + gs[b, j] * gs[b, 2 * H + j]
-                    cs[s + 1, b, j] = c
-                    t = tanh(c)
-                    tc[b, j] = t
-                    h = gs[b, 3 * H + j] * t
-                    hs[s + 1, b, j] = h
-                    out[s, b, j] = h
-            else:
                 for j in range(G):
-                    gs[b, j] = 0
+                    sj = scale[j]
+                    g_b[j] = offset[j] + sj * tanh(sj * g_b[j])
+                o_b = out_s[b]
                 for j in range(H):
-                    hs[s + 1, b, j] = hs[s, b, j]
-                    cs[s + 1, b, j] = cs[s, b, j]
-                    tc[b, j] = 0
+                    c = g_b[H + j] * cp[j] + g_b[j] * g_b[2 * H + j]
+                    cn[j] = c
+                    t = tanh(c)
+                    tc_b[j] = t
+                    h = g_b[3 * H + j] * t
+                    hn[j] = h
+                    o_b[j] = h
+            else:
+                hp = h_prev[b]
+                for j in range(G):
+                    g_b[j] = 0
+                for j in range(H):
+                    hn[j] = hp[j]
+                    cn[j] = cp[j]
+                    tc_b[j] = 0
     return out, hs, cs, gates, tanh_c
 
 
-@njit(cache=True, nogil=True)
+@njit(**JIT_OPTIONS)
 def lstm_backward(x, w_ih, w_hh, lengths, hs, cs, gates, tanh_c, dout, dh_n, dc_n):
     """Backpropagation through time for :func:`lstm_forward` (``keep=True``).
 
     Returns ``dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0``. The weight gradients are
     two large GEMMs after the time loop, over the stored per-step gate gradients.
     """
-    T, B, F = x.shape
+    T, B, _ = x.shape
     H = w_hh.shape[1]
     G = 4 * H
-    dgates = np.empty((T, B, G), dtype=x.dtype)
+    dt = x.dtype
+    dpre = np.empty((T, B, G), dtype=dt)
     dh = dh_n.copy()
     dc = dc_n.copy()
-    dh_prev = np.empty((B, H), dtype=x.dtype)
+    dh_prev = np.empty((B, H), dtype=dt)
     for s in range(T - 1, -1, -1):
-        gs = gates[s]
-        dg = dgates[s]
+        gs, dg, c_prev, tc, dout_s = gates[s], dpre[s], cs[s], tanh_c[s], dout[s]
         for b in range(B):
+            dg_b, dh_b, dp_b = dg[b], dh[b], dh_prev[b]
             if s < lengths[b]:
+                g_b, tc_b, cp, dc_b, do_b = gs[b], tc[b], c_prev[b], dc[b], dout_s[b]
                 for j in range(H):
-                    dhj = dh[b, j] + dout[s, b, j]
-                    i = gs[b, j]
-                    f = gs[b, H + j]
-                    g = gs[b, 2 * H + j]
-                    o = gs[b, 3 * H + j]
-                    t = tanh_c[s, b, j]
-                    dcj = dc[b, j] + dhj * o * (1 - t * t)
-                    dg[b, j] = dcj * g * i * (1 - i)
-                    dg[b, H + j] = dcj * cs[s, b, j] * f * (1 - f)
-                    dg[b, 2 * H + j] = dcj * i * (1 - g * g)
-                    dg[b, 3 * H + j] = dhj * t * o * (1 - o)
-                    dc[b, j] = dcj * f
-                for j in range(H):
-                    dh_prev[b, j] = 0
+                    dhj = dh_b[j] + do_b[j]
+                    i = g_b[j]
+                    f = g_b[H + j]
+                    g = g_b[2 * H + j]
+                    o = g_b[3 * H + j]
+                    t = tc_b[j]
+                    dcj = dc_b[j] + dhj * o * (1 - t * t)
+                    dg_b[j] = dcj * g * i * (1 - i)
+                    dg_b[H + j] = dcj * cp[j] * f * (1 - f)
+                    dg_b[2 * H + j] = dcj * i * (1 - g * g)
+                    dg_b[3 * H + j] = dhj * t * o * (1 - o)
+                    dc_b[j] = dcj * f
+                    dp_b[j] = 0
             else:
                 # Padding: the state passes through unchanged, and so does its gradient.
                 for j in range(G):
-                    dg[b, j] = 0
+                    dg_b[j] = 0
                 for j in range(H):
-                    dh_prev[b, j] = dh[b, j]
+                    dp_b[j] = dh_b[j]
         matmul_acc(dg, w_hh, dh_prev)
-        dh[:] = dh_prev
-    dg2 = dgates.reshape(T * B, G)
-    dg2_t = np.ascontiguousarray(dg2.T)
-    dw_ih = np.dot(dg2_t, x.reshape(T * B, F))
-    dw_hh = np.dot(dg2_t, hs[:T].reshape(T * B, H))
-    db = dg2.sum(axis=0)
-    dx = np.dot(dg2, w_ih).reshape(T, B, F)
-    return dx, dw_ih, dw_hh, db, db.copy(), dh, dc
+        dh, dh_prev = dh_prev, dh
+    dw_ih, dw_hh, db = weight_grads(dpre, x, hs)
+    return input_grad(dpre, w_ih), dw_ih, dw_hh, db, db.copy(), dh, dc

@@ -1,0 +1,208 @@
+"""Kernel benchmark: one training epoch and batch-1 latency, tsrnn vs PyTorch, same run.
+
+Workload (../shared/anchors/PERF.md): the tutorial's synthetic series, N=10000 series of
+T=50 steps predicting step 51, input size 1, one recurrent layer + linear head on the
+last hidden state, MSE, Adam, shuffled mini-batches, float32.
+
+    python benchmarks/bench_kernels.py                 # full table (about 10 minutes)
+    python benchmarks/bench_kernels.py --cells lstm --hidden 32 --batch 32   # a subset
+
+Writes benchmarks/results/kernels.md. Times are medians of --repeat epochs; compare the
+ratio column (same run, same machine), not absolute seconds across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import machine_line, median_time, write_table  # noqa: E402
+
+from tsrnn import functional as F  # noqa: E402
+from tsrnn.optim import Adam  # noqa: E402
+
+
+def make_data(n=10000, T=50, seed=0):
+    rng = np.random.default_rng(seed)
+    f1, f2, o1, o2 = rng.random((4, n, 1))
+    t = np.linspace(0, 1, T + 1)[None, :]
+    s = (0.5 * np.sin((t - o1) * (f1 * 10 + 10)) + 0.2 * np.sin((t - o2) * (f2 * 20 + 20))
+         + 0.1 * (rng.random((n, T + 1)) - 0.5))
+    s = s.astype(np.float32)
+    return np.ascontiguousarray(s[:, :T, None]), np.ascontiguousarray(s[:, T:])
+
+
+class TsrnnModel:
+    def __init__(self, cell, H, seed=0):
+        self.cell = cell
+        self.params = F.init_params(cell, 1, H, seed=seed)
+        rng = np.random.default_rng(seed + 1)
+        b = 1 / np.sqrt(H)
+        self.params["head_w"] = rng.uniform(-b, b, (1, H)).astype(np.float32)
+        self.params["head_b"] = np.zeros(1, np.float32)
+        self.rnn_keys = F.param_names(cell)
+        self.opt = Adam(1e-3)
+
+    def train_epoch(self, X, Y, B, rng):
+        order = rng.permutation(len(X))
+        p = self.params
+        rnn_p = {k: p[k] for k in self.rnn_keys}
+        for lo in range(0, len(X), B):
+            idx = order[lo : lo + B]
+            x, y = X[idx], Y[idx]
+            _, state, cache = F.forward(self.cell, x, rnn_p, training=True)
+            h = state[0][0] if self.cell == "lstm" else state[0]
+            pred = h @ p["head_w"].T + p["head_b"]
+            dpred = (2.0 / len(idx)) * (pred - y)
+            grads_head = {"head_w": dpred.T @ h, "head_b": dpred.sum(0)}
+            dh = (dpred @ p["head_w"])[None]
+            dstate = (dh, np.zeros_like(dh)) if self.cell == "lstm" else dh
+            dout = np.zeros((len(idx), x.shape[1], h.shape[1]), np.float32)
+            grads, _, _ = F.backward(cache, dout, dstate)
+            grads.update(grads_head)
+            self.opt.step(p, grads)
+
+    def predict1(self, x):
+        _, state, _ = F.forward(self.cell, x, {k: self.params[k] for k in self.rnn_keys})
+        h = state[0][0] if self.cell == "lstm" else state[0]
+        return h @ self.params["head_w"].T + self.params["head_b"]
+
+
+class TorchModel:
+    def __init__(self, cell, H, seed=0):
+        import torch
+
+        torch.manual_seed(seed)
+        cls = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]
+        self.torch = torch
+        self.rnn = cls(1, H, batch_first=True)
+        self.head = torch.nn.Linear(H, 1)
+        self.opt = torch.optim.Adam(list(self.rnn.parameters()) + list(self.head.parameters()),
+                                    lr=1e-3)
+
+    def train_epoch(self, X, Y, B, rng):
+        torch = self.torch
+        Xt, Yt = torch.from_numpy(X), torch.from_numpy(Y)
+        order = torch.from_numpy(rng.permutation(len(X)))
+        for lo in range(0, len(X), B):
+            idx = order[lo : lo + B]
+            out, _ = self.rnn(Xt[idx])
+            loss = torch.nn.functional.mse_loss(self.head(out[:, -1]), Yt[idx])
+            self.opt.zero_grad()
+            loss.backward()
+            self.opt.step()
+
+    def predict1(self, x):
+        with self.torch.inference_mode():
+            out, _ = self.rnn(self.torch.from_numpy(x))
+            return self.head(out[:, -1])
+
+
+def latency_us(model, x, n=2000):
+    model.predict1(x)
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(n // 5):
+            model.predict1(x)
+        times.append((time.perf_counter() - t0) / (n // 5))
+    return float(np.median(times)) * 1e6
+
+
+def cold_start(cache_dir: str | None) -> float:
+    """Seconds for `import tsrnn` + the first LSTM forward in a fresh process."""
+    code = ("import time; t=time.perf_counter(); import numpy as np; "
+            "from tsrnn import functional as F; p=F.init_params('lstm',1,32); "
+            "F.forward('lstm', np.zeros((1,50,1),np.float32), p); "
+            "print(time.perf_counter()-t)")
+    env = dict(os.environ)
+    if cache_dir is not None:
+        env["NUMBA_CACHE_DIR"] = cache_dir
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cells", default="rnn,lstm,gru")
+    ap.add_argument("--hidden", default="16,32,64,128")
+    ap.add_argument("--batch", default="32,256")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--no-cold", action="store_true")
+    ap.add_argument("--out", default="kernels.md")
+    args = ap.parse_args(argv)
+    try:
+        import torch
+
+        torch_ok = not args.no_torch
+        torch_version = torch.__version__
+    except ImportError:
+        torch_ok, torch_version = False, "not installed"
+
+    X, Y = make_data()
+    rows = []
+    for cell in args.cells.split(","):
+        for H in map(int, args.hidden.split(",")):
+            for B in map(int, args.batch.split(",")):
+                ts = TsrnnModel(cell, H)
+                t_ts = median_time(lambda: ts.train_epoch(X, Y, B, np.random.default_rng(0)),
+                                   repeat=args.repeat)
+                if torch_ok:
+                    tm = TorchModel(cell, H)
+                    t_pt = median_time(
+                        lambda: tm.train_epoch(X, Y, B, np.random.default_rng(0)),
+                        repeat=args.repeat)
+                else:
+                    t_pt = float("nan")
+                rows.append([cell, H, B, f"{t_ts:.3f}", f"{t_pt:.3f}",
+                             f"{t_pt / t_ts:.2f}x"])
+                print(rows[-1], file=sys.stderr, flush=True)
+    lat_rows = []
+    x1 = X[:1]
+    for cell in args.cells.split(","):
+        for H in map(int, args.hidden.split(",")):
+            l_ts = latency_us(TsrnnModel(cell, H), x1)
+            l_pt = latency_us(TorchModel(cell, H), x1) if torch_ok else float("nan")
+            lat_rows.append([cell, H, f"{l_ts:.1f}", f"{l_pt:.1f}", f"{l_pt / l_ts:.1f}x"])
+            print(lat_rows[-1], file=sys.stderr, flush=True)
+
+    cold = ""
+    if not args.no_cold:
+        tmp = tempfile.mkdtemp(prefix="tsrnn-cold-")
+        try:
+            c_empty = cold_start(tmp)
+            c_warm = cold_start(tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        cold = (f"\n\nCold start (`import tsrnn` + first LSTM forward, fresh process): "
+                f"empty kernel cache {c_empty:.2f} s, warm cache {c_warm:.2f} s.")
+
+    cmd = "python benchmarks/bench_kernels.py " + " ".join(argv or sys.argv[1:])
+    notes = (f"Command: `{cmd.strip()}`  \nMachine: {machine_line()}; torch {torch_version} "
+             f"(default threads {torch.get_num_threads() if torch_ok else '-'}).  \n"
+             "One epoch = N=10000 series, T=50, input 1, one layer + linear head, MSE, "
+             "Adam, float32. Seconds are medians of "
+             f"{args.repeat} epochs after one warm-up; ratio = PyTorch / tsrnn "
+             "(> 1: tsrnn faster)." + cold)
+    header = ["cell", "hidden", "batch", "tsrnn s/epoch", "PyTorch s/epoch",
+              "PyTorch/tsrnn"]
+    write_table(args.out, "Training epoch, tsrnn vs PyTorch (CPU)", header, rows, notes)
+    lat_path = args.out.replace(".md", "_latency.md")
+    write_table(lat_path, "Batch-1 inference latency (50 steps), tsrnn vs PyTorch",
+                ["cell", "hidden", "tsrnn us", "PyTorch us", "PyTorch/tsrnn"], lat_rows,
+                f"Command: `{cmd.strip()}`  \nMachine: {machine_line()}. Median over 5 "
+                "blocks of 400 calls; forward of one 50-step sequence + head.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""Optimizers as small plain classes over dicts of arrays, updated in place.
+
+Each keeps its state per parameter name, so ``state_dict``/``load_state_dict`` make
+checkpoints trivial. The update rules are PyTorch's (``torch.optim.SGD``, ``Adam``,
+``RMSprop``, with L2 ``weight_decay`` added to the gradient).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["SGD", "Adam", "RMSprop", "make_optimizer"]
+
+
+class _Optimizer:
+    def __init__(self, learning_rate: float, weight_decay: float = 0.0):
+        self.learning_rate = float(learning_rate)
+        self.weight_decay = float(weight_decay)
+        self.t = 0
+
+    def _grad(self, p, g):
+        return g + self.weight_decay * p if self.weight_decay else g
+
+    def state_dict(self) -> dict:
+        state = {"t": self.t}
+        for name in self._slots:
+            for k, v in getattr(self, name).items():
+                state[f"{name}/{k}"] = v.copy()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.t = int(state["t"])
+        for name in self._slots:
+            slot = {}
+            for k, v in state.items():
+                if k.startswith(name + "/"):
+                    slot[k[len(name) + 1 :]] = np.array(v)
+            setattr(self, name, slot)
+
+
+class SGD(_Optimizer):
+    """``p -= lr * (g + wd * p)``, with optional (heavy-ball) momentum as in PyTorch."""
+
+    _slots = ("velocity",)
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, weight_decay=0.0):
+        super().__init__(learning_rate, weight_decay)
+        self.momentum = float(momentum)
+        self.velocity: dict[str, np.ndarray] = {}
+
+    def step(self, params: dict, grads: dict) -> None:
+        self.t += 1
+        for k, p in params.items():
+            g = self._grad(p, grads[k])
+            if self.momentum:
+                v = self.velocity.get(k)
+                v = g.copy() if v is None else self.momentum * v + g
+                self.velocity[k] = v
+                g = v
+            p -= (self.learning_rate * g).astype(p.dtype, copy=False)
+
+
+class Adam(_Optimizer):
+    """Adam (Kingma & Ba) with bias correction, PyTorch's formulation."""
+
+    _slots = ("m", "v")
+
+    def __init__(self, learning_rate=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
+                 weight_decay=0.0):
+        super().__init__(learning_rate, weight_decay)
+        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+        self.m: dict[str, np.ndarray] = {}
+        self.v: dict[str, np.ndarray] = {}
+
+    def step(self, params: dict, grads: dict) -> None:
+        self.t += 1
+        b1, b2 = self.beta1, self.beta2
+        c1 = 1.0 - b1**self.t
+        c2 = 1.0 - b2**self.t
+        step_size = self.learning_rate / c1
+        for k, p in params.items():
+            g = self._grad(p, grads[k])
+            m = self.m.get(k)
+            if m is None:
+                m = self.m[k] = np.zeros_like(p)
+                self.v[k] = np.zeros_like(p)
+            v = self.v[k]
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * (g * g)
+            p -= step_size * m / (np.sqrt(v / c2) + self.eps)
+
+
+class RMSprop(_Optimizer):
+    """RMSprop as in PyTorch (alpha=0.99, eps outside the square root)."""
+
+    _slots = ("sq",)
+
+    def __init__(self, learning_rate=1e-3, alpha=0.99, eps=1e-8, weight_decay=0.0):
+        super().__init__(learning_rate, weight_decay)
+        self.alpha, self.eps = float(alpha), float(eps)
+        self.sq: dict[str, np.ndarray] = {}
+
+    def step(self, params: dict, grads: dict) -> None:
+        self.t += 1
+        for k, p in params.items():
+            g = self._grad(p, grads[k])
+            sq = self.sq.get(k)
+            if sq is None:
+                sq = self.sq[k] = np.zeros_like(p)
+            sq *= self.alpha
+            sq += (1 - self.alpha) * (g * g)
+            p -= self.learning_rate * g / (np.sqrt(sq) + self.eps)
+
+
+def make_optimizer(name: str, learning_rate: float, weight_decay: float = 0.0):
+    """"adam" | "sgd" | "rmsprop" -> a fresh optimizer."""
+    classes = {"adam": Adam, "sgd": SGD, "rmsprop": RMSprop}
+    if name not in classes:
+        raise ValueError(f"optimizer must be one of {sorted(classes)}. Got {name!r}.")
+    return classes[name](learning_rate=learning_rate, weight_decay=weight_decay)

@@ -1,7 +1,19 @@
-"""tsrnn: small, fast, reproducible RNN/LSTM/GRU forecasters compiled with Numba."""
+"""tsrnn: small, fast, reproducible RNN/LSTM/GRU forecasters compiled with Numba.
+
+``import tsrnn`` loads only the kernels; the estimator (which needs pandas and
+scikit-learn) is imported on first use of ``tsrnn.TSRNNRegressor``.
+"""
 
 __version__ = "0.1.0"
 
-from tsrnn import functional  # noqa: E402  (kernels only; no pandas/sklearn import)
+from tsrnn import functional  # noqa: E402
 
-__all__ = ["__version__", "functional"]
+__all__ = ["TSRNNRegressor", "__version__", "functional"]
+
+
+def __getattr__(name):
+    if name == "TSRNNRegressor":
+        from tsrnn.estimator import TSRNNRegressor
+
+        return TSRNNRegressor
+    raise AttributeError(f"module 'tsrnn' has no attribute {name!r}")

@@ -1,0 +1,216 @@
+"""TSRNNRegressor from the user's side: pandas shapes, arrays, errors, sklearn tools."""
+
+import pickle
+import warnings
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+
+from tsrnn import TSRNNRegressor
+from tsrnn.datasets import load_air_passengers, load_elecdemand
+
+FAST = dict(hidden_size=8, max_epochs=5, random_state=0)
+
+
+def _sine(n=120, freq="D", name="y", seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    v = 10 + np.sin(2 * np.pi * t / 12) + 0.1 * rng.standard_normal(n)
+    return pd.Series(v, index=pd.date_range("2020-01-01", periods=n, freq=freq), name=name)
+
+
+def _quiet(fn, *a, **k):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return fn(*a, **k)
+
+
+def test_series_forecast_is_indexed_by_future_dates_and_beats_naive():
+    y = load_air_passengers()
+    train, test = y[:-12], y[-12:]
+    m = _quiet(TSRNNRegressor(lookback=24, horizon=12, random_state=0).fit, train)
+    fc = m.predict()
+    assert list(fc.index) == list(test.index)
+    assert fc.shape == (12, 1) and np.isfinite(fc.to_numpy()).all()
+    mae = np.abs(fc.iloc[:, 0].to_numpy() - test.to_numpy()).mean()
+    naive_last = np.abs(train.iloc[-1] - test.to_numpy()).mean()
+    assert mae < naive_last
+
+
+def test_same_random_state_is_bit_identical_and_other_differs():
+    y = _sine()
+    a = _quiet(TSRNNRegressor(lookback=12, horizon=3, **FAST).fit, y)
+    b = _quiet(TSRNNRegressor(lookback=12, horizon=3, **FAST).fit, y)
+    np.testing.assert_array_equal(a.predict().to_numpy(), b.predict().to_numpy())
+    for k in a.net_.params:
+        np.testing.assert_array_equal(a.net_.params[k], b.net_.params[k])
+    c = _quiet(TSRNNRegressor(lookback=12, horizon=3, hidden_size=8, max_epochs=5,
+                              random_state=1).fit, y)
+    assert not np.array_equal(a.predict().to_numpy(), c.predict().to_numpy())
+
+
+def test_wide_frame_with_future_exog():
+    df = load_elecdemand().iloc[-600:]
+    df_in = df.copy()
+    m = TSRNNRegressor(cell="gru", lookback=48, horizon=24, **FAST)
+    _quiet(m.fit, df.iloc[:-24], target="demand_gw", future_exog=["temperature_c", "workday"])
+    pd.testing.assert_frame_equal(df, df_in)  # the caller's frame is untouched
+    with pytest.raises(ValueError, match="future="):
+        m.predict()
+    fc = m.predict(future=df.iloc[-24:][["temperature_c", "workday"]])
+    assert list(fc.columns) == ["demand_gw"]
+    assert list(fc.index) == list(df.index[-24:])
+    with pytest.raises(ValueError, match="forecast timestamps"):
+        m.predict(future=df.iloc[-48:-24][["temperature_c", "workday"]])
+    assert list(m.feature_names_in_) == ["demand_gw", "temperature_c", "workday"]
+
+
+def test_wide_frame_without_target_forecasts_all_numeric_columns():
+    df = pd.DataFrame({"a": _sine(seed=1).to_numpy(), "b": _sine(seed=2).to_numpy()},
+                      index=_sine().index)
+    m = _quiet(TSRNNRegressor(lookback=12, horizon=4, **FAST).fit, df)
+    fc = m.predict()
+    assert list(fc.columns) == ["a", "b"] and fc.shape == (4, 2)
+
+
+def _long(n_series=3, n=60):
+    frames = []
+    for i in range(n_series):
+        s = _sine(n, seed=i)
+        frames.append(pd.DataFrame({"unique_id": f"s{i}", "ds": s.index, "y": s.to_numpy() * (i + 1)}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_long_frame_global_model_and_unseen_series():
+    long_df = _long()
+    m = _quiet(TSRNNRegressor(lookback=12, horizon=4, **FAST).fit, long_df)
+    fc = m.predict()
+    assert list(fc.columns) == ["unique_id", "ds", "y_pred"]
+    assert len(fc) == 3 * 4 and set(fc["unique_id"]) == {"s0", "s1", "s2"}
+    new = long_df[long_df.unique_id == "s1"].assign(unique_id="new", y=lambda d: d.y + 5)
+    fc_new = m.predict(new)
+    assert list(fc_new["unique_id"].unique()) == ["new"]
+    # scaled per series: the new series' level is reflected in its forecast
+    assert fc_new["y_pred"].mean() > fc[fc.unique_id == "s1"]["y_pred"].mean()
+
+
+def test_array_mode_shapes_and_multi_output():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 10, 2))
+    y = X[:, -1, 0] * 2
+    m = _quiet(TSRNNRegressor(**FAST).fit, X, y)
+    assert m.predict(X).shape == (64,)
+    Y = np.stack([y, -y], axis=1)
+    m2 = _quiet(TSRNNRegressor(**FAST).fit, X, Y)
+    assert m2.predict(X).shape == (64, 2)
+
+
+def test_recursive_strategy():
+    y = _sine()
+    m = _quiet(TSRNNRegressor(lookback=12, horizon=6, strategy="recursive", **FAST).fit, y)
+    fc = m.predict()
+    assert fc.shape == (6, 1) and np.isfinite(fc.to_numpy()).all()
+
+
+def test_tbptt_trains_and_differs_from_full_bptt():
+    y = _sine(200)
+    a = _quiet(TSRNNRegressor(lookback=48, horizon=2, tbptt_steps=8, **FAST).fit, y)
+    b = _quiet(TSRNNRegressor(lookback=48, horizon=2, **FAST).fit, y)
+    assert np.isfinite(a.loss_curve_).all()
+    assert not np.allclose(a.loss_curve_, b.loss_curve_)
+    # a chunk as long as the window is the full BPTT
+    c = _quiet(TSRNNRegressor(lookback=48, horizon=2, tbptt_steps=48, **FAST).fit, y)
+    np.testing.assert_array_equal(b.loss_curve_, c.loss_curve_)
+
+
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        (lambda s: s.where(s.index != s.index[30]), r"non-finite value \(nan\) at 2020-01-31"),
+        (lambda s: s.iloc[::-1], "unsorted at position 1"),
+        (lambda s: pd.concat([s.iloc[:10], s.iloc[9:]]), "duplicated at position 10"),
+        (lambda s: s.drop(s.index[20]), "irregular"),
+        (lambda s: s.iloc[:10], "10 rows, fewer than lookback \\+ horizon"),
+    ],
+)
+def test_bad_series_get_clear_errors(bad, match):
+    with pytest.raises(ValueError, match=match):
+        TSRNNRegressor(lookback=12, horizon=3, **FAST).fit(bad(_sine()))
+
+
+def test_missing_skip_drops_windows_and_forecasts_finite():
+    s = _sine()
+    s.iloc[40] = np.nan
+    m = _quiet(TSRNNRegressor(lookback=12, horizon=3, missing="skip", **FAST).fit, s)
+    assert np.isfinite(m.predict().to_numpy()).all()
+
+
+def test_non_numeric_column_and_bad_params():
+    df = pd.DataFrame({"y": _sine().to_numpy(), "c": "x"}, index=_sine().index)
+    with pytest.raises(TypeError, match="Column 'c'"):
+        TSRNNRegressor(**FAST).fit(df, target="y")
+    with pytest.raises(ValueError, match="'hidden_size' parameter of TSRNNRegressor"):
+        TSRNNRegressor(hidden_size=0).fit(_sine())
+    with pytest.raises(NotFittedError):
+        TSRNNRegressor().predict()
+
+
+def test_predict_with_other_columns_is_refused():
+    df = pd.DataFrame({"a": _sine().to_numpy(), "b": _sine(seed=3).to_numpy()}, index=_sine().index)
+    m = _quiet(TSRNNRegressor(lookback=12, horizon=2, **FAST).fit, df, target="a")
+    with pytest.raises(ValueError, match="b"):
+        m.predict(df[["a"]])
+
+
+def test_pickle_joblib_clone_round_trips(tmp_path):
+    y = _sine()
+    m = _quiet(TSRNNRegressor(lookback=12, horizon=3, **FAST).fit, y)
+    fc = m.predict()
+    m2 = pickle.loads(pickle.dumps(m))
+    pd.testing.assert_frame_equal(m2.predict(), fc)
+    joblib.dump(m, tmp_path / "m.joblib")
+    pd.testing.assert_frame_equal(joblib.load(tmp_path / "m.joblib").predict(), fc)
+    c = clone(m)
+    assert c.get_params() == m.get_params() and not hasattr(c, "net_")
+
+
+def test_convergence_warning_curves_and_partial_fit():
+    y = _sine()
+    m = TSRNNRegressor(lookback=12, horizon=2, max_epochs=3, patience=50, hidden_size=8,
+                       random_state=0)
+    with pytest.warns(ConvergenceWarning, match="max_epochs=3"):
+        m.fit(y)
+    assert m.n_iter_ == 3 == len(m.loss_curve_) == len(m.validation_loss_curve_)
+    assert 1 <= m.best_epoch_ <= 3
+    m.partial_fit(y)
+    assert m.n_iter_ == 4
+
+
+def test_warm_start_continues_from_previous_weights():
+    y = _sine()
+    m = _quiet(TSRNNRegressor(lookback=12, horizon=2, warm_start=True, **FAST).fit, y)
+    w = m.net_.params["weight_hh_l0"].copy()
+    _quiet(m.fit, y)
+    assert m.n_iter_ > 5 or not np.array_equal(w, m.net_.params["weight_hh_l0"])
+
+
+def test_grid_search_with_time_series_split_in_parallel():
+    from sklearn.model_selection import GridSearchCV, TimeSeriesSplit
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((90, 8, 1))
+    y = X[:, -1, 0] + 0.5 * X[:, -2, 0]
+    search = GridSearchCV(TSRNNRegressor(max_epochs=3, random_state=0),
+                          {"cell": ["lstm", "gru"], "hidden_size": [4, 8]},
+                          cv=TimeSeriesSplit(3), n_jobs=2)
+    _quiet(search.fit, X, y)
+    serial = GridSearchCV(TSRNNRegressor(max_epochs=3, random_state=0),
+                          {"cell": ["lstm", "gru"], "hidden_size": [4, 8]},
+                          cv=TimeSeriesSplit(3), n_jobs=1)
+    _quiet(serial.fit, X, y)
+    assert search.best_params_ == serial.best_params_
+    np.testing.assert_array_equal(search.predict(X), serial.predict(X))

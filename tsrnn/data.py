@@ -1,0 +1,329 @@
+"""Pandas in, packed arrays out: validation, per-series scaling and window indexing.
+
+Every input shape (Series, wide frame, long frame) becomes one :class:`Panel`: the
+values of all series stacked in one contiguous float32 array of shape
+(rows, channels) plus ``indptr`` offsets, statsforecast-style. Windows are never
+copied up front: a window is just the row where it starts, and batches are gathered
+by index (:func:`gather_windows`), so memory stays at the size of the data.
+
+Channels are ordered targets first, then exogenous inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from numba import njit
+
+from tsrnn._config import JIT_OPTIONS
+
+LONG_COLUMNS = ("unique_id", "ds")
+
+
+@dataclass
+class Panel:
+    values: np.ndarray  # (rows, channels) float64, raw (unscaled)
+    indptr: np.ndarray  # (n_series + 1,) int64
+    ids: list  # series ids; [None] for a single series
+    index: list  # per series: its time index (pd.Index)
+    channels: list  # channel names, targets first
+    n_targets: int
+    kind: str  # "series" | "wide" | "long"
+    freq: object = None
+    target_names: list = field(default_factory=list)
+
+    @property
+    def n_series(self) -> int:
+        return len(self.indptr) - 1
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+
+# --------------------------------------------------------------------- validation
+def _is_numeric(s: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_complex_dtype(s)
+
+
+def check_numeric_columns(df: pd.DataFrame, columns) -> None:
+    for c in columns:
+        if not _is_numeric(df[c]):  # bool counts as numeric (0/1 flags)
+            raise TypeError(
+                f"Column {c!r} has dtype {df[c].dtype}; tsrnn needs numeric columns "
+                "(convert or drop it; for categories, one-hot encode them first)."
+            )
+
+
+def check_time_index(index: pd.Index, freq=None, where: str = "the data"):
+    """Sorted, unique, regular; returns the frequency. Errors name the position."""
+    if len(index) == 0:
+        raise ValueError(f"{where} is empty.")
+    if isinstance(index, pd.RangeIndex) or (
+        pd.api.types.is_integer_dtype(index.dtype) and not isinstance(index, pd.PeriodIndex)
+    ):
+        values = np.asarray(index)
+        if len(values) > 1:
+            d = np.diff(values)
+            if np.any(d <= 0):
+                pos = int(np.flatnonzero(d <= 0)[0]) + 1
+                kind = "duplicated" if d[pos - 1] == 0 else "unsorted"
+                raise ValueError(
+                    f"The index of {where} is {kind} at position {pos} "
+                    f"(value {values[pos]!r} after {values[pos - 1]!r})."
+                )
+            if np.any(d != d[0]):
+                pos = int(np.flatnonzero(d != d[0])[0]) + 1
+                raise ValueError(
+                    f"The index of {where} is irregular at position {pos}: step "
+                    f"{d[pos - 1]} where {d[0]} was expected."
+                )
+            return int(d[0])
+        return 1
+    if isinstance(index, pd.PeriodIndex):
+        if not index.is_monotonic_increasing or index.has_duplicates:
+            pos = _first_bad_order(index)
+            raise ValueError(f"The index of {where} is unsorted or duplicated at position {pos}.")
+        expected = pd.period_range(index[0], periods=len(index), freq=index.freq)
+        _check_matches(index, expected, where)
+        return index.freq
+    if not isinstance(index, pd.DatetimeIndex):
+        raise TypeError(
+            f"The index of {where} must be a DatetimeIndex, PeriodIndex or integer "
+            f"index. Got {type(index).__name__}."
+        )
+    if index.hasnans:
+        pos = int(np.flatnonzero(index.isna())[0])
+        raise ValueError(f"The index of {where} has a missing timestamp at position {pos}.")
+    if not index.is_monotonic_increasing or index.has_duplicates:
+        pos = _first_bad_order(index)
+        kind = "duplicated" if index[pos] == index[pos - 1] else "unsorted"
+        raise ValueError(
+            f"The index of {where} is {kind} at position {pos} "
+            f"({index[pos]} after {index[pos - 1]}); sort it and drop duplicates."
+        )
+    if freq is None:
+        freq = index.freq or (_infer_freq(index) if len(index) >= 3 else None)
+        if freq is None:
+            if len(index) >= 2:
+                step = index[1] - index[0]
+                bad = np.flatnonzero(np.diff(index.asi8) != step.value)
+                pos = int(bad[0]) + 1 if bad.size else None
+                if pos is None:
+                    return pd.tseries.frequencies.to_offset(step)
+                raise ValueError(
+                    f"The index of {where} is irregular: the step at position {pos} "
+                    f"({index[pos - 1]} -> {index[pos]}) differs from the first step "
+                    f"({step}). Pass freq= to state the frequency (gaps are then "
+                    "reported), or reindex the data."
+                )
+            raise ValueError(
+                f"Cannot infer the frequency of {where} from one timestamp; pass freq=."
+            )
+    expected = pd.date_range(index[0], periods=len(index), freq=freq)
+    _check_matches(index, expected, where)
+    return pd.tseries.frequencies.to_offset(freq)
+
+
+def _infer_freq(index):
+    import warnings
+
+    with warnings.catch_warnings():  # pandas 3 warns about its future return type
+        warnings.simplefilter("ignore")
+        f = pd.infer_freq(index)
+    return None if f is None else pd.tseries.frequencies.to_offset(f)
+
+
+def _first_bad_order(index) -> int:
+    v = np.asarray(index.asi8 if hasattr(index, "asi8") else index)
+    return int(np.flatnonzero(np.diff(v) <= 0)[0]) + 1
+
+
+def _check_matches(index, expected, where):
+    if len(index) and not index.equals(expected):
+        bad = np.flatnonzero(np.asarray(index) != np.asarray(expected))
+        pos = int(bad[0])
+        raise ValueError(
+            f"The index of {where} is irregular at position {pos}: {index[pos]} where "
+            f"{expected[pos]} was expected for frequency {getattr(expected, 'freqstr', '')}. "
+            "Reindex the data (and fill gaps) or pass the right freq=."
+        )
+
+
+def check_finite(values: np.ndarray, channels, index, where: str, missing: str = "raise"):
+    bad = ~np.isfinite(values)
+    if not bad.any():
+        return
+    if missing == "skip":
+        return
+    col, row = None, None
+    rows, cols = np.nonzero(bad)
+    first = int(np.argmin(rows))
+    row, col = rows[first], cols[first]
+    raise ValueError(
+        f"Column {channels[col]!r} of {where} has a non-finite value "
+        f"({values[row, col]}) at {index[row]} (row {row}). Fill or drop it, or pass "
+        "missing='skip' to drop the windows that touch it."
+    )
+
+
+# -------------------------------------------------------------------------- packing
+def future_index(index: pd.Index, freq, horizon: int) -> pd.Index:
+    """The ``horizon`` timestamps after the end of ``index``."""
+    last = index[-1]
+    if isinstance(index, pd.PeriodIndex):
+        return pd.period_range(last + 1, periods=horizon, freq=index.freq)
+    if isinstance(index, pd.DatetimeIndex):
+        return pd.date_range(last, periods=horizon + 1, freq=freq)[1:]
+    step = freq if isinstance(freq, (int, np.integer)) else 1
+    return pd.RangeIndex(last + step, last + step * (horizon + 1), step)
+
+
+def pack(X, *, target=None, exog=None, freq=None, missing="raise", id_col="unique_id",
+         time_col="ds") -> Panel:
+    """Validate a Series / wide / long frame and pack it (no copy of the caller's data
+    is modified)."""
+    if isinstance(X, pd.Series):
+        name = X.name if X.name is not None else "y"
+        X = X.to_frame(name=name)
+        kind = "series"
+    elif isinstance(X, pd.DataFrame):
+        kind = "long" if (id_col in X.columns and time_col in X.columns) else "wide"
+    else:
+        raise TypeError(f"X must be a pandas Series or DataFrame. Got {type(X).__name__}.")
+    if X.shape[0] == 0:
+        raise ValueError("X is empty (0 rows).")
+
+    if kind == "long":
+        value_cols = [c for c in X.columns if c not in (id_col, time_col)]
+        targets = _as_list(target) or (["y"] if "y" in value_cols else [])
+        if not targets:
+            raise ValueError("A long frame needs a 'y' column or target=.")
+    else:
+        value_cols = list(X.columns)
+        targets = _as_list(target)
+        if not targets:
+            targets = [c for c in value_cols if _is_numeric(X[c])]
+            if not targets:
+                raise TypeError("X has no numeric column to forecast.")
+    for t in targets:
+        if t not in value_cols:
+            raise ValueError(f"target column {t!r} is not in X (columns: {value_cols}).")
+    if exog is None:
+        exog = [c for c in value_cols if c not in targets]
+    absent = [c for c in exog if c not in value_cols]
+    if absent:
+        raise ValueError(f"X is missing the column(s) {absent} (columns: {value_cols}).")
+    channels = list(targets) + [c for c in exog if c not in targets]
+    check_numeric_columns(X, channels)
+
+    if kind != "long":
+        freq = check_time_index(X.index, freq, where="X")
+        values = X[channels].to_numpy(dtype=np.float64, copy=True)
+        check_finite(values, channels, X.index, "X", missing)
+        return Panel(values, np.array([0, len(values)], np.int64), [None], [X.index],
+                     channels, len(targets), kind, freq, list(targets))
+
+    ids, blocks, indexes = [], [], []
+    ds = X[time_col]
+    if not (pd.api.types.is_datetime64_any_dtype(ds) or pd.api.types.is_integer_dtype(ds)):
+        raise TypeError(f"Column {time_col!r} must hold timestamps or integers. Got {ds.dtype}.")
+    seen_freq = freq
+    for uid, g in X.groupby(id_col, sort=False):
+        idx = pd.Index(g[time_col]) if not pd.api.types.is_datetime64_any_dtype(ds) \
+            else pd.DatetimeIndex(g[time_col])
+        f = check_time_index(idx, seen_freq, where=f"series {uid!r}")
+        seen_freq = seen_freq or f
+        v = g[channels].to_numpy(dtype=np.float64, copy=True)
+        check_finite(v, channels, idx, f"series {uid!r}", missing)
+        ids.append(uid)
+        blocks.append(v)
+        indexes.append(idx)
+    lengths = [len(b) for b in blocks]
+    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    return Panel(np.concatenate(blocks), indptr, ids, indexes, channels, len(targets),
+                 kind, seen_freq, list(targets))
+
+
+def _as_list(v):
+    if v is None:
+        return []
+    if isinstance(v, str):
+        return [v]
+    return list(v)
+
+
+# -------------------------------------------------------------------------- scaling
+def fit_scaler(values: np.ndarray, indptr: np.ndarray, kind):
+    """Per-series, per-channel (loc, scale), each of shape (n_series, channels)."""
+    n, C = len(indptr) - 1, values.shape[1]
+    loc = np.zeros((n, C))
+    scale = np.ones((n, C))
+    if kind is None:
+        return loc, scale
+    for i in range(n):
+        v = values[indptr[i] : indptr[i + 1]]
+        if kind == "standard":
+            lo, sc = np.nanmean(v, axis=0), np.nanstd(v, axis=0)
+        elif kind == "minmax":
+            lo = np.nanmin(v, axis=0)
+            sc = np.nanmax(v, axis=0) - lo
+        else:  # robust
+            q1, med, q3 = np.nanpercentile(v, [25, 50, 75], axis=0)
+            lo, sc = med, q3 - q1
+        sc = np.where(np.isfinite(sc) & (sc > 1e-12 * np.maximum(1, np.abs(lo))), sc, 1.0)
+        loc[i], scale[i] = np.where(np.isfinite(lo), lo, 0.0), sc
+    return loc, scale
+
+
+def scale_values(values, indptr, loc, scale, dtype=np.float32):
+    out = np.empty(values.shape, dtype=dtype)
+    for i in range(len(indptr) - 1):
+        a, b = indptr[i], indptr[i + 1]
+        out[a:b] = (values[a:b] - loc[i]) / scale[i]
+    return out
+
+
+# -------------------------------------------------------------------------- windows
+def window_starts(indptr, lookback, horizon, bad_rows=None) -> tuple[np.ndarray, np.ndarray]:
+    """Start rows of every complete (lookback + horizon) window, and their series.
+
+    With ``bad_rows`` (a boolean mask of rows holding NaN), windows touching one are
+    left out.
+    """
+    starts, series = [], []
+    span = lookback + horizon
+    for i in range(len(indptr) - 1):
+        a, b = indptr[i], indptr[i + 1]
+        s = np.arange(a, b - span + 1, dtype=np.int64)
+        if bad_rows is not None and s.size:
+            c = np.concatenate([[0], np.cumsum(bad_rows[a:b])])
+            ok = (c[s - a + span] - c[s - a]) == 0
+            s = s[ok]
+        starts.append(s)
+        series.append(np.full(s.size, i, dtype=np.int64))
+    return np.concatenate(starts), np.concatenate(series)
+
+
+@njit(**JIT_OPTIONS)
+def gather_windows(values, starts, lookback, horizon, n_targets, fut_cols):
+    """x (B, lookback, channels), y (B, horizon, targets), future (B, horizon, k)."""
+    B = starts.shape[0]
+    C = values.shape[1]
+    K = fut_cols.shape[0]
+    x = np.empty((B, lookback, C), dtype=values.dtype)
+    y = np.empty((B, horizon, n_targets), dtype=values.dtype)
+    f = np.empty((B, horizon, K), dtype=values.dtype)
+    for b in range(B):
+        s = starts[b]
+        for t in range(lookback):
+            for c in range(C):
+                x[b, t, c] = values[s + t, c]
+        for h in range(horizon):
+            r = s + lookback + h
+            for c in range(n_targets):
+                y[b, h, c] = values[r, c]
+            for k in range(K):
+                f[b, h, k] = values[r, fut_cols[k]]
+    return x, y, f

@@ -1,0 +1,544 @@
+"""TSRNNRegressor: a scikit-learn forecaster on pandas data or windowed arrays."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from tsrnn import data as D
+from tsrnn.backend import resolve_device
+from tsrnn.training import RecurrentNet, Trainer
+
+
+def _progress_factory(verbose):
+    if not verbose:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # the bar is optional: say so once, train silently
+        import warnings
+
+        warnings.warn("verbose=1 needs tqdm (pip install 'tsrnn[progress]').",
+                      stacklevel=3)
+        return None
+    return lambda total: tqdm(total=total, desc="tsrnn fit", unit="epoch", leave=False)
+
+
+class TSRNNRegressor(RegressorMixin, BaseEstimator):
+    """Recurrent (LSTM/GRU/RNN) forecaster in the scikit-learn mould.
+
+    ``fit`` takes a pandas Series, a wide DataFrame indexed by time, a long DataFrame
+    (``unique_id``, ``ds``, ``y`` + exogenous columns), or windowed arrays ``X`` of
+    shape (n_samples, lookback, n_features) (or (n_samples, lookback)) with ``y`` of
+    shape (n_samples,) or (n_samples, horizon). The estimator owns scaling (per
+    series), windowing (by index, no copies), training with early stopping, and
+    multi-step forecasting.
+
+    Parameters
+    ----------
+    cell : {"lstm", "gru", "rnn"}, default="lstm"
+    hidden_size : int, default=32
+    num_layers : int, default=1
+    bidirectional : bool, default=False
+    dropout : float in [0, 1), default=0.0
+        Between recurrent layers, in training.
+    lookback : int, default=24
+        Input window length (pandas input; arrays carry their own).
+    horizon : int, default=1
+        Steps forecast by ``predict()`` (pandas input; arrays: ``y.shape[1]``).
+    strategy : {"direct", "recursive"}, default="direct"
+        "direct": one head emits all ``horizon`` steps. "recursive": a one-step
+        model rolled forward, feeding its forecasts back.
+    tbptt_steps : int or None, default=None
+        None backpropagates through the whole window; an int backpropagates through
+        the last ``tbptt_steps`` steps only, the state of the earlier steps carried in
+        without gradient.
+    batch_size : int, default=32
+    max_epochs : int, default=200
+    learning_rate : float, default=3e-3
+    optimizer : {"adam", "sgd", "rmsprop"}, default="adam"
+    weight_decay : float, default=0.0
+    clip_norm : float or None, default=1.0
+        Global gradient-norm clip.
+    loss : {"mse", "mae", "huber"}, default="mse"
+    early_stopping : bool, default=True
+        Hold out the last ``validation_fraction`` of each series' windows, stop after
+        ``patience`` epochs without improvement, restore the best weights.
+    validation_fraction : float, default=0.1
+    patience : int, default=20
+    scaler : {"standard", "minmax", "robust"} or None, default="standard"
+        Fitted per series and channel.
+    missing : {"raise", "skip"}, default="raise"
+        Non-finite values: raise (naming column and timestamp), or drop the windows
+        that touch them (a forecast from a window with a gap is still refused).
+    freq : str or None, default=None
+        Frequency of the time index when it cannot be inferred.
+    random_state : int, Generator or None, default=None
+    device : {"cpu", "cuda", "auto"}, default="cpu"
+    verbose : int, default=0
+        0 is silent; 1 shows a tqdm bar with the loss.
+    warm_start : bool, default=False
+        Keep the weights of the previous fit as the starting point.
+
+    Attributes
+    ----------
+    loss_curve_, validation_loss_curve_ : list of float
+    best_epoch_, n_iter_ : int
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str (pandas input)
+    """
+
+    _parameter_constraints = {
+        "cell": [StrOptions({"lstm", "gru", "rnn"})],
+        "hidden_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "num_layers": [Interval(numbers.Integral, 1, None, closed="left")],
+        "bidirectional": ["boolean"],
+        "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
+        "lookback": [Interval(numbers.Integral, 1, None, closed="left")],
+        "horizon": [Interval(numbers.Integral, 1, None, closed="left")],
+        "strategy": [StrOptions({"direct", "recursive"})],
+        "tbptt_steps": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
+        "optimizer": [StrOptions({"adam", "sgd", "rmsprop"})],
+        "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
+        "clip_norm": [Interval(numbers.Real, 0, None, closed="neither"), None],
+        "loss": [StrOptions({"mse", "mae", "huber"})],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
+        "patience": [Interval(numbers.Integral, 1, None, closed="left")],
+        "scaler": [StrOptions({"standard", "minmax", "robust"}), None],
+        "missing": [StrOptions({"raise", "skip"})],
+        "freq": [str, None],
+        "random_state": ["random_state"],
+        "device": [StrOptions({"cpu", "cuda", "auto"})],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+    }
+
+    def __init__(self, cell="lstm", hidden_size=32, num_layers=1, bidirectional=False,
+                 dropout=0.0, lookback=24, horizon=1, strategy="direct", tbptt_steps=None,
+                 batch_size=32, max_epochs=200, learning_rate=3e-3, optimizer="adam",
+                 weight_decay=0.0, clip_norm=1.0, loss="mse", early_stopping=True,
+                 validation_fraction=0.1, patience=20, scaler="standard", missing="raise",
+                 freq=None, random_state=None, device="cpu", verbose=0, warm_start=False):
+        self.cell = cell
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bidirectional = bidirectional
+        self.dropout = dropout
+        self.lookback = lookback
+        self.horizon = horizon
+        self.strategy = strategy
+        self.tbptt_steps = tbptt_steps
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.learning_rate = learning_rate
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.clip_norm = clip_norm
+        self.loss = loss
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.scaler = scaler
+        self.missing = missing
+        self.freq = freq
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    # ------------------------------------------------------------------ helpers
+    def _rng(self):
+        rs = self.random_state
+        if isinstance(rs, np.random.RandomState):
+            rs = rs.randint(np.iinfo(np.int32).max)
+        return np.random.default_rng(rs)
+
+    def _make_net(self, n_inputs, n_out, n_future, rng):
+        return RecurrentNet(self.cell, n_inputs, self.hidden_size, self.num_layers,
+                            self.bidirectional, self.dropout, n_out, n_future, rng)
+
+    def _train(self, get_batch, n_windows_per_group, n_inputs, n_out, n_future,
+               incremental=False):
+        """Split windows (last ``validation_fraction`` of each group for validation),
+        build or reuse the network, and run the trainer."""
+        rng = self._rng() if not (incremental and hasattr(self, "_rng_state")) \
+            else self._rng_state
+        train_idx, val_idx = [], []
+        offset = 0
+        for n in n_windows_per_group:
+            ids = np.arange(offset, offset + n)
+            n_val = int(np.ceil(self.validation_fraction * n)) if self.early_stopping else 0
+            if n - n_val < 1:
+                n_val = 0
+            train_idx.append(ids[: n - n_val])
+            val_idx.append(ids[n - n_val :])
+            offset += n
+        train_idx = np.concatenate(train_idx)
+        val_idx = np.concatenate(val_idx)
+        reuse = (self.warm_start or incremental) and hasattr(self, "net_")
+        if not reuse:
+            self.net_ = self._make_net(n_inputs, n_out, n_future, rng)
+            self._history = None
+        trainer = Trainer(
+            self.net_, get_batch, batch_size=self.batch_size,
+            learning_rate=self.learning_rate, optimizer=self.optimizer,
+            weight_decay=self.weight_decay, clip_norm=self.clip_norm, loss=self.loss,
+            tbptt_steps=self.tbptt_steps, rng=rng,
+            progress=_progress_factory(self.verbose),
+        )
+        if reuse and getattr(self, "_opt_state", None) is not None:
+            trainer.opt.load_state_dict(self._opt_state)
+        history = self._history if reuse else None
+        epochs = 1 if incremental else self.max_epochs
+        try:
+            history = trainer.fit(train_idx, val_idx, max_epochs=epochs,
+                                  patience=self.patience if not incremental else 10**9,
+                                  history=history, warn=not incremental)
+        finally:
+            self._opt_state = trainer.opt.state_dict()
+            self._rng_state = rng
+        self._history = history
+        self.loss_curve_ = list(history["loss"])
+        self.validation_loss_curve_ = list(history["val_loss"])
+        self.best_epoch_ = int(history["best_epoch"])
+        self.n_iter_ = len(self.loss_curve_)
+
+    # ---------------------------------------------------------------------- fit
+    def fit(self, X, y=None, *, target=None, future_exog=None):
+        """Fit on a Series, wide or long DataFrame, or windowed arrays.
+
+        Parameters
+        ----------
+        X : pd.Series, pd.DataFrame or ndarray of shape (n_samples, lookback[, features])
+        y : ndarray of shape (n_samples,) or (n_samples, horizon), optional
+            Only with array ``X``.
+        target : str or list of str, optional
+            Column(s) to forecast (wide frame; default all numeric columns; long
+            frame: "y").
+        future_exog : list of str, optional
+            Exogenous columns whose future values are known and passed to
+            ``predict(future=...)``.
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        resolve_device(self.device)
+        return self._fit(X, y, target=target, future_exog=future_exog, incremental=False)
+
+    def partial_fit(self, X, y=None, *, target=None, future_exog=None):
+        """One more epoch on the given data (initializing on the first call)."""
+        if not hasattr(self, "net_"):
+            self._validate_params()
+        return self._fit(X, y, target=target, future_exog=future_exog, incremental=True)
+
+    def _fit(self, X, y, *, target, future_exog, incremental):
+        if isinstance(X, (pd.Series, pd.DataFrame)):
+            if y is not None:
+                raise ValueError(
+                    "y must be None with pandas X: the target is a column of X "
+                    "(pass target=)."
+                )
+            return self._fit_pandas(X, target, future_exog, incremental)
+        return self._fit_arrays(X, y, incremental)
+
+    # --------------------------------------------------------- arrays (sklearn)
+    def _check_X_array(self, X, reset):
+        X = np.asarray(X) if not hasattr(X, "__array__") or isinstance(X, list) else X
+        if getattr(X, "ndim", 2) == 3:
+            X = np.asarray(X)
+            if not np.issubdtype(X.dtype, np.number):
+                raise ValueError(f"X must be numeric. Got dtype {X.dtype}.")
+            X = X.astype(np.float64)
+            if not np.isfinite(X).all():
+                raise ValueError("Input X contains NaN or infinity.")
+            if reset:
+                self.n_features_in_ = X.shape[2]
+            elif X.shape[2] != self.n_features_in_:
+                raise ValueError(
+                    f"X has {X.shape[2]} features, but TSRNNRegressor is expecting "
+                    f"{self.n_features_in_} features as input."
+                )
+            return X
+        X = validate_data(self, X, reset=reset, dtype=np.float64, ensure_min_samples=1)
+        return X[:, :, None]  # each row is a sequence of one channel
+
+    def _fit_arrays(self, X, y, incremental):
+        if y is None:
+            raise ValueError("y is required when X is an array.")
+        reset = not (incremental and hasattr(self, "net_"))
+        if getattr(np.asarray(X) if not hasattr(X, "ndim") else X, "ndim", 2) == 3:
+            X3 = self._check_X_array(X, reset)
+            y = np.asarray(y, dtype=np.float64)
+            if y.shape[0] != X3.shape[0]:
+                raise ValueError(
+                    f"X and y have different numbers of samples: {X3.shape[0]} and "
+                    f"{y.shape[0]}."
+                )
+            if not np.isfinite(y).all():
+                raise ValueError("Input y contains NaN or infinity.")
+        else:
+            X2, y = validate_data(self, X, y, reset=reset, dtype=np.float64,
+                                  multi_output=True, y_numeric=True)
+            X3 = X2[:, :, None]
+        y2 = y.reshape(len(y), -1)
+        if reset:
+            self._mode = "arrays"
+            self._y_1d = y.ndim == 1
+            self._x_loc = X3.mean(axis=(0, 1))
+            self._x_scale = np.where(X3.std(axis=(0, 1)) > 0, X3.std(axis=(0, 1)), 1.0)
+            self._y_loc = y2.mean(axis=0)
+            self._y_scale = np.where(y2.std(axis=0) > 0, y2.std(axis=0), 1.0)
+        elif getattr(self, "_mode", None) != "arrays":
+            raise ValueError("partial_fit got arrays but the model was fitted on pandas data.")
+        xs = ((X3 - self._x_loc) / self._x_scale).astype(np.float32)
+        ys = ((y2 - self._y_loc) / self._y_scale).astype(np.float32)
+        empty = np.zeros((0,), np.float32)
+
+        def get_batch(idx):
+            return np.ascontiguousarray(xs[idx]), ys[idx], empty.reshape(len(idx), 0)
+
+        self._train(get_batch, [len(xs)], xs.shape[2], ys.shape[1], 0,
+                    incremental=incremental)
+        return self
+
+    # -------------------------------------------------------------------- pandas
+    def _fit_pandas(self, X, target, future_exog, incremental):
+        panel = D.pack(X, target=target, freq=self.freq, missing=self.missing)
+        future_exog = D._as_list(future_exog)
+        for c in future_exog:
+            if c not in panel.channels[panel.n_targets :]:
+                raise ValueError(
+                    f"future_exog column {c!r} is not an exogenous column of X "
+                    f"(exogenous columns: {panel.channels[panel.n_targets:]})."
+                )
+        unknown = [c for c in panel.channels[panel.n_targets :] if c not in future_exog]
+        if self.strategy == "recursive" and unknown:
+            raise ValueError(
+                f"strategy='recursive' feeds forecasts back, so it needs the future of "
+                f"every exogenous column; {unknown} are not in future_exog. List them in "
+                "future_exog or use strategy='direct'."
+            )
+        lengths = panel.lengths()
+        need = self.lookback + self.horizon
+        short = np.flatnonzero(lengths < need)
+        if short.size:
+            i = short[0]
+            who = "X" if panel.ids[i] is None else f"series {panel.ids[i]!r}"
+            raise ValueError(
+                f"{who} has {lengths[i]} rows, fewer than lookback + horizon = "
+                f"{self.lookback} + {self.horizon} = {need}."
+            )
+        if incremental and hasattr(self, "net_"):
+            if getattr(self, "_mode", None) != "pandas" or panel.channels != self._channels:
+                raise ValueError("partial_fit got other columns than the first fit.")
+        loc, scale = D.fit_scaler(panel.values, panel.indptr, self.scaler)
+        values = D.scale_values(panel.values, panel.indptr, loc, scale)
+        bad = ~np.isfinite(values).all(axis=1) if self.missing == "skip" else None
+        if bad is not None:
+            values[bad] = 0.0  # never read: windows touching these rows are dropped
+        out_steps = 1 if self.strategy == "recursive" else self.horizon
+        starts, series = D.window_starts(panel.indptr, self.lookback, out_steps, bad)
+        if starts.size == 0:
+            raise ValueError("No complete window without missing values in X.")
+        per_series = np.bincount(series, minlength=panel.n_series)
+        fut_cols = np.array([panel.channels.index(c) for c in future_exog], np.int64)
+        K, nt = len(fut_cols), panel.n_targets
+        lookback = self.lookback
+
+        def get_batch(idx):
+            x, yw, f = D.gather_windows(values, starts[idx], lookback, out_steps, nt, fut_cols)
+            # Forecast the change from the last observed value (in scaled units): a
+            # naive forecast is the starting point, which keeps trending series sane.
+            yw = yw - x[:, -1:, :nt]
+            return x, yw.reshape(len(idx), -1), f.reshape(len(idx), -1)
+
+        self._mode = "pandas"
+        self._channels = list(panel.channels)
+        self._n_targets = nt
+        self._target_names = list(panel.target_names)
+        self._future_exog = list(future_exog)
+        self._fut_cols = fut_cols
+        self._kind = panel.kind
+        self._freq = panel.freq
+        self._ids = list(panel.ids)
+        self._scaler_params = {uid: (loc[i], scale[i]) for i, uid in enumerate(panel.ids)}
+        self._series_name = X.name if isinstance(X, pd.Series) else None
+        # The tail of each series is all predict() needs.
+        self._tails = [
+            (panel.values[panel.indptr[i + 1] - lookback : panel.indptr[i + 1]],
+             panel.index[i][-lookback:])
+            for i in range(panel.n_series)
+        ]
+        self.n_features_in_ = len(panel.channels)
+        self.feature_names_in_ = np.asarray(panel.channels, dtype=object)
+        self._train(get_batch, per_series, len(panel.channels), out_steps * nt,
+                    out_steps * K, incremental=incremental)
+        return self
+
+    # ------------------------------------------------------------------ predict
+    def predict(self, X=None, *, future=None):
+        """Forecast.
+
+        Parameters
+        ----------
+        X : None, pd.Series / pd.DataFrame (new history) or ndarray
+            None forecasts the ``horizon`` steps after the training data.
+        future : pd.DataFrame, optional
+            Known future values of the ``future_exog`` columns, indexed by the
+            forecast timestamps (long input: ``unique_id``, ``ds`` + the columns).
+
+        Returns
+        -------
+        pd.DataFrame indexed by the next ``horizon`` timestamps (one column per
+        target), a long DataFrame (``unique_id``, ``ds``, ``<target>_pred``) for long
+        input, or an ndarray for array input.
+        """
+        check_is_fitted(self, "net_")
+        if self._mode == "arrays":
+            if X is None or isinstance(X, (pd.Series, pd.DataFrame)) and X.ndim == 1:
+                raise ValueError("This model was fitted on arrays: pass X to predict.")
+            X3 = self._check_X_array(X, reset=False)
+            xs = ((X3 - self._x_loc) / self._x_scale).astype(np.float32)
+            out = np.empty((len(xs), len(self._y_loc)))
+            for lo in range(0, len(xs), 4096):
+                xb = np.ascontiguousarray(xs[lo : lo + 4096])
+                p, _ = self.net_.forward(xb, np.zeros((len(xb), 0), np.float32))
+                out[lo : lo + 4096] = p
+            out = out * self._y_scale + self._y_loc
+            self._check_finite_forecast(out)
+            return out.ravel() if self._y_1d else out
+        if X is not None and not isinstance(X, (pd.Series, pd.DataFrame)):
+            raise TypeError("This model was fitted on pandas data: pass a Series or "
+                            "DataFrame (or nothing) to predict.")
+        tails, ids, params = self._history_tails(X)
+        return self._forecast(tails, ids, params, future)
+
+    def _history_tails(self, X):
+        if X is None:
+            return self._tails, self._ids, [self._scaler_params[i] for i in self._ids]
+        panel = D.pack(X, target=self._target_names,
+                       exog=self._channels[self._n_targets :], freq=self._freq,
+                       missing="raise")
+        cols = list(panel.channels)
+        if cols != self._channels:
+            raise ValueError(f"X has columns {cols}; the model was fitted on {self._channels}.")
+        lengths = panel.lengths()
+        short = np.flatnonzero(lengths < self.lookback)
+        if short.size:
+            i = short[0]
+            who = "X" if panel.ids[i] is None else f"series {panel.ids[i]!r}"
+            raise ValueError(f"{who} has {lengths[i]} rows; predict needs the last "
+                             f"lookback = {self.lookback}.")
+        loc, scale = D.fit_scaler(panel.values, panel.indptr, self.scaler)
+        tails, params = [], []
+        for i, uid in enumerate(panel.ids):
+            end = panel.indptr[i + 1]
+            tails.append((panel.values[end - self.lookback : end],
+                          panel.index[i][-self.lookback :]))
+            # A series seen in fit keeps its fitted scaling; a new one is scaled on
+            # the history given.
+            params.append(self._scaler_params.get(uid, (loc[i], scale[i]))
+                          if uid is not None else (loc[i], scale[i]))
+        return tails, list(panel.ids), params
+
+    def _future_block(self, future, uid, fidx):
+        """(horizon, k) known future values for one series, validated."""
+        k = len(self._future_exog)
+        if k == 0:
+            return np.zeros((self.horizon, 0))
+        who = "" if uid is None else f" for series {uid!r}"
+        if future is None:
+            raise ValueError(
+                f"This model uses known future values of {self._future_exog}: pass "
+                f"future= with {self.horizon} rows{who}, indexed by {list(fidx[:2])}..."
+            )
+        if not isinstance(future, pd.DataFrame):
+            raise TypeError("future must be a pandas DataFrame.")
+        missing_cols = [c for c in self._future_exog if c not in future.columns]
+        if missing_cols:
+            raise ValueError(f"future is missing the column(s) {missing_cols}.")
+        if uid is not None and "unique_id" in future.columns:
+            f = future[future["unique_id"] == uid].set_index("ds")
+        else:
+            f = future
+        try:
+            block = f.loc[fidx, self._future_exog]
+        except KeyError:
+            raise ValueError(
+                f"future must hold the {self.horizon} forecast timestamps{who}: "
+                f"{fidx[0]} .. {fidx[-1]}."
+            ) from None
+        v = block.to_numpy(dtype=np.float64)
+        if v.shape[0] != self.horizon or not np.isfinite(v).all():
+            raise ValueError(f"future{who} must have {self.horizon} finite rows at "
+                             f"{fidx[0]} .. {fidx[-1]}.")
+        return v
+
+    def _forecast(self, tails, ids, params, future):
+        nt, H = self._n_targets, self.horizon
+        n = len(tails)
+        xs = np.empty((n, self.lookback, len(self._channels)), np.float32)
+        futs, fidxs = [], []
+        for i, ((raw, idx), (loc, scale)) in enumerate(zip(tails, params)):
+            xs[i] = (raw - loc) / scale
+            fidx = D.future_index(idx, self._freq, H)
+            fidxs.append(fidx)
+            fb = self._future_block(future, ids[i], fidx)
+            futs.append((fb - loc[self._fut_cols]) / scale[self._fut_cols]
+                        if fb.shape[1] else fb)
+        futs = np.asarray(futs, np.float32).reshape(n, H, -1)
+        if self.strategy == "direct":
+            pred, _ = self.net_.forward(xs, futs.reshape(n, -1))
+            pred = pred.reshape(n, H, nt) + xs[:, -1:, :nt]
+        else:
+            pred = np.empty((n, H, nt), np.float32)
+            window = xs.copy()
+            for h in range(H):
+                p, _ = self.net_.forward(np.ascontiguousarray(window), futs[:, h, :])
+                step = p.reshape(n, nt) + window[:, -1, :nt]
+                pred[:, h] = step
+                nxt = np.empty((n, 1, window.shape[2]), np.float32)
+                nxt[:, 0, :nt] = step
+                if len(self._fut_cols):
+                    nxt[:, 0, self._fut_cols] = futs[:, h, :]
+                window = np.concatenate([window[:, 1:], nxt], axis=1)
+        loc_t = np.stack([p_[0][:nt] for p_ in params])[:, None, :]
+        scale_t = np.stack([p_[1][:nt] for p_ in params])[:, None, :]
+        pred = pred.astype(np.float64) * scale_t + loc_t
+        self._check_finite_forecast(pred)
+        if self._kind != "long":
+            cols = [self._series_name if self._kind == "series" and self._series_name
+                    is not None else c for c in self._target_names]
+            return pd.DataFrame(pred[0], index=fidxs[0], columns=cols)
+        frames = []
+        for i, uid in enumerate(ids):
+            f = pd.DataFrame({"unique_id": uid, "ds": fidxs[i]})
+            for k, name in enumerate(self._target_names):
+                f[f"{name}_pred"] = pred[i, :, k]
+            frames.append(f)
+        return pd.concat(frames, ignore_index=True)
+
+    @staticmethod
+    def _check_finite_forecast(pred):
+        if not np.isfinite(pred).all():
+            raise FloatingPointError(
+                "The forecast is not finite (the network diverged or the input holds "
+                "extreme values); refusing to return NaN/inf. Refit with a lower "
+                "learning_rate or check the input."
+            )
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.regressor_tags.poor_score = True
+        return tags

@@ -1,0 +1,217 @@
+"""The network (recurrent stack + linear head) and the epoch loop around the kernels.
+
+Readable Python over compiled kernels: shuffled batches gathered by index, a loss and
+its gradient, global-norm clipping, an optimizer step, early stopping that restores
+the best weights, and Ctrl-C that leaves the best weights so far.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+
+from tsrnn import functional as F
+from tsrnn.optim import make_optimizer
+
+
+class RecurrentNet:
+    """Recurrent layers, then a linear head on the top layer's final state(s)
+    (and the known future inputs, flattened), emitting ``n_out`` values."""
+
+    def __init__(self, cell, n_inputs, hidden_size, num_layers, bidirectional, dropout,
+                 n_out, n_future, rng, dtype=np.float32, nonlinearity="tanh"):
+        self.cell = cell
+        self.num_layers = num_layers
+        self.bidirectional = bidirectional
+        self.dirs = 2 if bidirectional else 1
+        self.dropout = dropout
+        self.nonlinearity = nonlinearity
+        self.hidden_size = hidden_size
+        self.rnn_keys = F.param_names(cell, num_layers, bidirectional)
+        self.params = F.init_params(cell, n_inputs, hidden_size, num_layers, bidirectional,
+                                    dtype=dtype, seed=rng)
+        n_feat = self.dirs * hidden_size + n_future
+        bound = 1.0 / np.sqrt(n_feat)
+        self.params["head.weight"] = rng.uniform(-bound, bound, (n_out, n_feat)).astype(dtype)
+        self.params["head.bias"] = np.zeros(n_out, dtype=dtype)
+
+    def rnn_params(self):
+        return {k: self.params[k] for k in self.rnn_keys}
+
+    def _features(self, state):
+        h = state[0] if self.cell == "lstm" else state
+        top = h[-self.dirs:]  # (dirs, B, H): final states of the top layer
+        return np.concatenate(list(top), axis=1)
+
+    def forward(self, x, fut, training=False, rng=None, tbptt_steps=None):
+        kw = dict(num_layers=self.num_layers, bidirectional=self.bidirectional,
+                  nonlinearity=self.nonlinearity)
+        p = self.rnn_params()
+        state = None
+        T = x.shape[1]
+        if training and tbptt_steps is not None and tbptt_steps < T and not self.bidirectional:
+            # Truncated BPTT: run the head of the window without keeping activations,
+            # carry its final state into the last tbptt_steps steps, and backpropagate
+            # through those only (the gradient is cut at the chunk edge).
+            cut = T - tbptt_steps
+            _, state, _ = F.forward(self.cell, np.ascontiguousarray(x[:, :cut]), p, **kw)
+            x = np.ascontiguousarray(x[:, cut:])
+        _, st, cache = F.forward(self.cell, x, p, state=state, dropout=self.dropout,
+                                 training=training, seed=rng, **kw)
+        feats = self._features(st)
+        if fut is not None and fut.shape[1]:
+            feats = np.concatenate([feats, fut], axis=1)
+        out = feats @ self.params["head.weight"].T + self.params["head.bias"]
+        return out, (cache, feats, st)
+
+    def backward(self, ctx, dout):
+        cache, feats, st = ctx
+        grads_head = {"head.weight": dout.T @ feats, "head.bias": dout.sum(axis=0)}
+        dfeat = dout @ self.params["head.weight"]
+        H, D = self.hidden_size, self.dirs
+        h = st[0] if self.cell == "lstm" else st
+        dh = np.zeros_like(h)
+        for d in range(D):
+            dh[h.shape[0] - D + d] = dfeat[:, d * H : (d + 1) * H]
+        dstate = (dh, np.zeros_like(dh)) if self.cell == "lstm" else dh
+        B, T = cache["shape"][:2]
+        dout_seq = np.zeros((B, T, D * H), dtype=dh.dtype)
+        grads, _, _ = F.backward(cache, dout_seq, dstate)
+        grads.update(grads_head)
+        return grads
+
+
+def loss_and_grad(kind: str, pred: np.ndarray, y: np.ndarray):
+    """Mean loss over all entries and its gradient with respect to ``pred``."""
+    r = pred - y
+    n = r.size
+    if kind == "mse":
+        return float(np.mean(r * r)), (2.0 / n) * r
+    if kind == "mae":
+        return float(np.mean(np.abs(r))), np.sign(r) / n
+    a = np.abs(r)  # huber, delta = 1
+    quad = a <= 1.0
+    loss = np.where(quad, 0.5 * r * r, a - 0.5)
+    return float(np.mean(loss)), np.where(quad, r, np.sign(r)) / n
+
+
+def clip_by_global_norm(grads: dict, max_norm) -> float:
+    total = float(np.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in grads.values())))
+    if max_norm is not None and total > max_norm and np.isfinite(total):
+        s = max_norm / (total + 1e-12)
+        for g in grads.values():
+            g *= s
+    return total
+
+
+class Trainer:
+    """Runs epochs over windows given by index; records the curves."""
+
+    def __init__(self, net: RecurrentNet, get_batch, *, batch_size, learning_rate,
+                 optimizer, weight_decay, clip_norm, loss, tbptt_steps, rng,
+                 progress=None):
+        self.net = net
+        self.get_batch = get_batch
+        self.batch_size = batch_size
+        self.loss = loss
+        self.clip_norm = clip_norm
+        self.tbptt_steps = tbptt_steps
+        self.rng = rng
+        self.opt = make_optimizer(optimizer, learning_rate, weight_decay)
+        self.progress = progress
+
+    def train_epoch(self, idx: np.ndarray, epoch: int) -> float:
+        order = self.rng.permutation(idx)
+        total, count = 0.0, 0
+        for lo in range(0, len(order), self.batch_size):
+            b = order[lo : lo + self.batch_size]
+            x, y, fut = self.get_batch(b)
+            pred, ctx = self.net.forward(x, fut, training=True, rng=self.rng,
+                                         tbptt_steps=self.tbptt_steps)
+            loss, dpred = loss_and_grad(self.loss, pred, y)
+            if not np.isfinite(loss):
+                raise FloatingPointError(
+                    f"The training loss became non-finite at epoch {epoch}. Lower "
+                    "learning_rate or set clip_norm (e.g. 1.0); the model keeps its "
+                    "last finite weights."
+                )
+            grads = self.net.backward(ctx, dpred.astype(pred.dtype, copy=False))
+            norm = clip_by_global_norm(grads, self.clip_norm)
+            if not np.isfinite(norm):
+                raise FloatingPointError(
+                    f"A non-finite gradient appeared at epoch {epoch}. Lower "
+                    "learning_rate or set clip_norm; the model keeps its last finite "
+                    "weights."
+                )
+            self.opt.step(self.net.params, grads)
+            total += loss * len(b)
+            count += len(b)
+        return total / max(count, 1)
+
+    def evaluate(self, idx: np.ndarray) -> float:
+        total, count = 0.0, 0
+        for lo in range(0, len(idx), 1024):
+            x, y, fut = self.get_batch(idx[lo : lo + 1024])
+            pred, _ = self.net.forward(x, fut)
+            total += loss_and_grad(self.loss, pred, y)[0] * len(x)
+            count += len(x)
+        return total / max(count, 1)
+
+    def fit(self, train_idx, val_idx, *, max_epochs, patience, tol=1e-4, history=None,
+            warn=True):
+        """Train; returns a dict of curves, best epoch, epochs run, and whether it stopped
+        early. Monitors the validation loss when there is a validation set, else the
+        training loss."""
+        h = history or {"loss": [], "val_loss": [], "best": np.inf, "best_epoch": 0}
+        best_params = {k: v.copy() for k, v in self.net.params.items()}
+        stale = 0
+        stopped = False
+        start = len(h["loss"])
+        bar = self.progress(total=max_epochs) if self.progress else None
+        try:
+            for epoch in range(start + 1, start + max_epochs + 1):
+                prev = {k: v.copy() for k, v in self.net.params.items()}
+                try:
+                    loss = self.train_epoch(train_idx, epoch)
+                except FloatingPointError:
+                    self.net.params.update(prev)
+                    raise
+                h["loss"].append(loss)
+                monitored = loss
+                if len(val_idx):
+                    monitored = self.evaluate(val_idx)
+                    h["val_loss"].append(monitored)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss:.4g}", val=f"{monitored:.4g}")
+                best = h["best"]
+                threshold = best - tol * abs(best) if np.isfinite(best) else best
+                if monitored < threshold:
+                    h["best"], h["best_epoch"] = monitored, epoch
+                    best_params = {k: v.copy() for k, v in self.net.params.items()}
+                    stale = 0
+                else:
+                    stale += 1
+                    if stale >= patience:
+                        stopped = True
+                        break
+        except KeyboardInterrupt:
+            warnings.warn("fit interrupted: keeping the best weights so far.", UserWarning,
+                          stacklevel=3)
+            stopped = True
+        finally:
+            if bar is not None:
+                bar.close()
+        if len(val_idx):
+            self.net.params.update(best_params)
+        if warn and not stopped:
+            warnings.warn(
+                f"Reached max_epochs={max_epochs} before early stopping; the model may "
+                "not have converged (raise max_epochs or learning_rate).",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        h["stopped"] = stopped
+        return h

@@ -243,13 +243,9 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         return self._fit(X, y, target=target, future_exog=future_exog, incremental=True)
 
     def _fit(self, X, y, *, target, future_exog, incremental):
-        if isinstance(X, (pd.Series, pd.DataFrame)):
-            if y is not None:
-                raise ValueError(
-                    "y must be None with pandas X: the target is a column of X "
-                    "(pass target=)."
-                )
+        if isinstance(X, (pd.Series, pd.DataFrame)) and y is None:
             return self._fit_pandas(X, target, future_exog, incremental)
+        # With y given, X is tabular (scikit-learn's contract): each row one sequence.
         return self._fit_arrays(X, y, incremental)
 
     # --------------------------------------------------------- arrays (sklearn)
@@ -275,7 +271,10 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
 
     def _fit_arrays(self, X, y, incremental):
         if y is None:
-            raise ValueError("y is required when X is an array.")
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is "
+                "None (X is an array; for pandas input pass a Series or DataFrame alone)."
+            )
         reset = not (incremental and hasattr(self, "net_"))
         if getattr(np.asarray(X) if not hasattr(X, "ndim") else X, "ndim", 2) == 3:
             X3 = self._check_X_array(X, reset)
@@ -406,7 +405,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         """
         check_is_fitted(self, "net_")
         if self._mode == "arrays":
-            if X is None or isinstance(X, (pd.Series, pd.DataFrame)) and X.ndim == 1:
+            if X is None:
                 raise ValueError("This model was fitted on arrays: pass X to predict.")
             X3 = self._check_X_array(X, reset=False)
             xs = ((X3 - self._x_loc) / self._x_scale).astype(np.float32)
@@ -541,4 +540,5 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.regressor_tags.poor_score = True
+        tags.target_tags.multi_output = True  # y of shape (n, horizon)
         return tags

@@ -12,7 +12,13 @@ from numba import njit
 
 from tsrnn._config import JIT_OPTIONS
 from tsrnn.kernels.activations import sigmoid, tanh
-from tsrnn.kernels.cpu.linalg import input_grad, input_projection, matmul_acc, sum_outer
+from tsrnn.kernels.cpu.linalg import (
+    col_sum,
+    input_grad,
+    input_projection,
+    matmul_acc,
+    sum_outer,
+)
 
 
 @njit(**JIT_OPTIONS)
@@ -110,6 +116,6 @@ def gru_backward(x, w_ih, w_hh, lengths, hs, gates, hn_all, dout, dh_n):
         dh, dh_prev = dh_prev, dh
     dw_ih = sum_outer(dgi, x)
     dw_hh = sum_outer(dgh, hs)
-    db_ih = dgi.reshape(T * B, G).sum(axis=0)
-    db_hh = dgh.reshape(T * B, G).sum(axis=0)
+    db_ih = col_sum(dgi)
+    db_hh = col_sum(dgh)
     return input_grad(dgi, w_ih), dw_ih, dw_hh, db_ih, db_hh, dh

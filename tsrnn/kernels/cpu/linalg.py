@@ -60,8 +60,22 @@ def sum_outer(d, a):
 def weight_grads(dpre, inp, hs):
     """``dW_ih``, ``dW_hh`` (against the states before each step, ``hs[:T]``) and
     ``db = sum(dpre)`` from the pre-activation gradients of every step."""
-    T, B, G = dpre.shape
-    return sum_outer(dpre, inp), sum_outer(dpre, hs), dpre.reshape(T * B, G).sum(axis=0)
+    return sum_outer(dpre, inp), sum_outer(dpre, hs), col_sum(dpre)
+
+
+@njit(**JIT_OPTIONS)
+def col_sum(d):
+    """Sum of (time, batch, gates) over time and batch, in row order so that the inner
+    loop vectorizes (numba's ``sum(axis=0)`` does not: it was 1 ms of a 5 ms LSTM
+    backward pass at batch 256)."""
+    T, B, G = d.shape
+    d2 = d.reshape(T * B, G)
+    out = np.zeros(G, dtype=d.dtype)
+    for r in range(T * B):
+        row = d2[r]
+        for j in range(G):
+            out[j] += row[j]
+    return out
 
 
 @njit(**JIT_OPTIONS)

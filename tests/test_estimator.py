@@ -195,7 +195,15 @@ def test_warm_start_continues_from_previous_weights():
     m = _quiet(TSRNNRegressor(lookback=12, horizon=2, warm_start=True, **FAST).fit, y)
     w = m.net_.params["weight_hh_l0"].copy()
     _quiet(m.fit, y)
-    assert m.n_iter_ > 5 or not np.array_equal(w, m.net_.params["weight_hh_l0"])
+    assert m.n_iter_ == 10  # the curves continue
+    assert not np.array_equal(w, m.net_.params["weight_hh_l0"])
+    cold = _quiet(TSRNNRegressor(lookback=12, horizon=2, **FAST).fit, y)
+    np.testing.assert_array_equal(w, cold.net_.params["weight_hh_l0"])
+
+
+def test_tbptt_with_bidirectional_is_refused_not_ignored():
+    with pytest.raises(ValueError, match="tbptt_steps cannot be combined"):
+        TSRNNRegressor(bidirectional=True, tbptt_steps=4, **FAST).fit(_sine())
 
 
 def test_grid_search_with_time_series_split_in_parallel():

@@ -157,7 +157,6 @@ def check_finite(values: np.ndarray, channels, index, where: str, missing: str =
         return
     if missing == "skip":
         return
-    col, row = None, None
     rows, cols = np.nonzero(bad)
     first = int(np.argmin(rows))
     row, col = rows[first], cols[first]
@@ -197,12 +196,12 @@ def pack(X, *, target=None, exog=None, freq=None, missing="raise", id_col="uniqu
 
     if kind == "long":
         value_cols = [c for c in X.columns if c not in (id_col, time_col)]
-        targets = _as_list(target) or (["y"] if "y" in value_cols else [])
+        targets = as_list(target) or (["y"] if "y" in value_cols else [])
         if not targets:
             raise ValueError("A long frame needs a 'y' column or target=.")
     else:
         value_cols = list(X.columns)
-        targets = _as_list(target)
+        targets = as_list(target)
         if not targets:
             targets = [c for c in value_cols if _is_numeric(X[c])]
             if not targets:
@@ -246,7 +245,18 @@ def pack(X, *, target=None, exog=None, freq=None, missing="raise", id_col="uniqu
                  kind, seen_freq, list(targets))
 
 
-def _as_list(v):
+def check_min_length(panel: Panel, need: int, what: str) -> None:
+    """Every series has at least ``need`` rows, or a ValueError naming the first
+    short one and its length."""
+    lengths = panel.lengths()
+    short = np.flatnonzero(lengths < need)
+    if short.size:
+        i = short[0]
+        who = "X" if panel.ids[i] is None else f"series {panel.ids[i]!r}"
+        raise ValueError(f"{who} has {lengths[i]} rows, fewer than {what} = {need}.")
+
+
+def as_list(v):
     if v is None:
         return []
     if isinstance(v, str):

@@ -8,7 +8,12 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    check_array,
+    check_consistent_length,
+    check_is_fitted,
+    validate_data,
+)
 
 from tsrnn import data as D
 from tsrnn.backend import resolve_device
@@ -233,6 +238,11 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         self
         """
         self._validate_params()
+        if self.tbptt_steps is not None and self.bidirectional:
+            raise ValueError(
+                "tbptt_steps cannot be combined with bidirectional=True: the reverse "
+                "direction reads the whole window, so there is no chunk to truncate."
+            )
         resolve_device(self.device)
         return self._fit(X, y, target=target, future_exog=future_exog, incremental=False)
 
@@ -250,24 +260,21 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
 
     # --------------------------------------------------------- arrays (sklearn)
     def _check_X_array(self, X, reset):
-        X = np.asarray(X) if not hasattr(X, "__array__") or isinstance(X, list) else X
-        if getattr(X, "ndim", 2) == 3:
-            X = np.asarray(X)
-            if not np.issubdtype(X.dtype, np.number):
-                raise ValueError(f"X must be numeric. Got dtype {X.dtype}.")
-            X = X.astype(np.float64)
-            if not np.isfinite(X).all():
-                raise ValueError("Input X contains NaN or infinity.")
-            if reset:
-                self.n_features_in_ = X.shape[2]
-            elif X.shape[2] != self.n_features_in_:
-                raise ValueError(
-                    f"X has {X.shape[2]} features, but TSRNNRegressor is expecting "
-                    f"{self.n_features_in_} features as input."
-                )
-            return X
-        X = validate_data(self, X, reset=reset, dtype=np.float64, ensure_min_samples=1)
-        return X[:, :, None]  # each row is a sequence of one channel
+        """(n, lookback) or (n, lookback, features) -> float64 (n, lookback, features)."""
+        ndim = X.ndim if hasattr(X, "ndim") else np.asarray(X).ndim
+        if ndim != 3:
+            # Tabular X (scikit-learn's contract): each row is one univariate sequence.
+            X = validate_data(self, X, reset=reset, dtype=np.float64)
+            return X[:, :, None]
+        X = check_array(X, allow_nd=True, dtype=np.float64)
+        if reset:
+            self.n_features_in_ = X.shape[2]
+        elif X.shape[2] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[2]} features, but TSRNNRegressor is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        return X
 
     def _fit_arrays(self, X, y, incremental):
         if y is None:
@@ -276,28 +283,18 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
                 "None (X is an array; for pandas input pass a Series or DataFrame alone)."
             )
         reset = not (incremental and hasattr(self, "net_"))
-        if getattr(np.asarray(X) if not hasattr(X, "ndim") else X, "ndim", 2) == 3:
-            X3 = self._check_X_array(X, reset)
-            y = np.asarray(y, dtype=np.float64)
-            if y.shape[0] != X3.shape[0]:
-                raise ValueError(
-                    f"X and y have different numbers of samples: {X3.shape[0]} and "
-                    f"{y.shape[0]}."
-                )
-            if not np.isfinite(y).all():
-                raise ValueError("Input y contains NaN or infinity.")
-        else:
-            X2, y = validate_data(self, X, y, reset=reset, dtype=np.float64,
-                                  multi_output=True, y_numeric=True)
-            X3 = X2[:, :, None]
+        X3 = self._check_X_array(X, reset)
+        y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+        check_consistent_length(X3, y)
         y2 = y.reshape(len(y), -1)
         if reset:
             self._mode = "arrays"
             self._y_1d = y.ndim == 1
+            x_std, y_std = X3.std(axis=(0, 1)), y2.std(axis=0)
             self._x_loc = X3.mean(axis=(0, 1))
-            self._x_scale = np.where(X3.std(axis=(0, 1)) > 0, X3.std(axis=(0, 1)), 1.0)
+            self._x_scale = np.where(x_std > 0, x_std, 1.0)
             self._y_loc = y2.mean(axis=0)
-            self._y_scale = np.where(y2.std(axis=0) > 0, y2.std(axis=0), 1.0)
+            self._y_scale = np.where(y_std > 0, y_std, 1.0)
         elif getattr(self, "_mode", None) != "arrays":
             raise ValueError("partial_fit got arrays but the model was fitted on pandas data.")
         xs = ((X3 - self._x_loc) / self._x_scale).astype(np.float32)
@@ -314,7 +311,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
     # -------------------------------------------------------------------- pandas
     def _fit_pandas(self, X, target, future_exog, incremental):
         panel = D.pack(X, target=target, freq=self.freq, missing=self.missing)
-        future_exog = D._as_list(future_exog)
+        future_exog = D.as_list(future_exog)
         for c in future_exog:
             if c not in panel.channels[panel.n_targets :]:
                 raise ValueError(
@@ -328,16 +325,8 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
                 f"every exogenous column; {unknown} are not in future_exog. List them in "
                 "future_exog or use strategy='direct'."
             )
-        lengths = panel.lengths()
-        need = self.lookback + self.horizon
-        short = np.flatnonzero(lengths < need)
-        if short.size:
-            i = short[0]
-            who = "X" if panel.ids[i] is None else f"series {panel.ids[i]!r}"
-            raise ValueError(
-                f"{who} has {lengths[i]} rows, fewer than lookback + horizon = "
-                f"{self.lookback} + {self.horizon} = {need}."
-            )
+        D.check_min_length(panel, self.lookback + self.horizon,
+                           f"lookback + horizon = {self.lookback} + {self.horizon}")
         if incremental and hasattr(self, "net_"):
             if getattr(self, "_mode", None) != "pandas" or panel.channels != self._channels:
                 raise ValueError("partial_fit got other columns than the first fit.")
@@ -432,13 +421,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         cols = list(panel.channels)
         if cols != self._channels:
             raise ValueError(f"X has columns {cols}; the model was fitted on {self._channels}.")
-        lengths = panel.lengths()
-        short = np.flatnonzero(lengths < self.lookback)
-        if short.size:
-            i = short[0]
-            who = "X" if panel.ids[i] is None else f"series {panel.ids[i]!r}"
-            raise ValueError(f"{who} has {lengths[i]} rows; predict needs the last "
-                             f"lookback = {self.lookback}.")
+        D.check_min_length(panel, self.lookback, "the lookback predict needs")
         loc, scale = D.fit_scaler(panel.values, panel.indptr, self.scaler)
         tails, params = [], []
         for i, uid in enumerate(panel.ids):

@@ -51,7 +51,10 @@ class RecurrentNet:
         p = self.rnn_params()
         state = None
         T = x.shape[1]
-        if training and tbptt_steps is not None and tbptt_steps < T and not self.bidirectional:
+        if training and tbptt_steps is not None and tbptt_steps < T:
+            if self.bidirectional:
+                raise ValueError("tbptt_steps needs a unidirectional network: a reverse "
+                                 "direction reads the whole window.")
             # Truncated BPTT: run the head of the window without keeping activations,
             # carry its final state into the last tbptt_steps steps, and backpropagate
             # through those only (the gradient is cut at the chunk edge).

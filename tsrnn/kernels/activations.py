@@ -9,6 +9,11 @@
   Its absolute error is below 3e-7, about 2 ulp, and, unlike a libm call, LLVM
   vectorizes it, which matters as much as the matrix products at small hidden sizes.
 
+Where a kernel applies sigmoid and tanh to adjacent gate blocks (the LSTM), it uses
+one uniform loop, ``offset + scale * tanh(scale * v)``, with per-column constants from
+:func:`gate_scale_offset`: the identity sigmoid(v) = 0.5 + 0.5 tanh(v / 2) that the
+float32 ``sigmoid`` below uses too (in float64, through libm's tanh).
+
 Derivatives are taken from the activated values (``1 - y*y``, ``y * (1 - y)``), so
 nothing is recomputed in the backward pass.
 """
@@ -16,8 +21,10 @@ nothing is recomputed in the backward pass.
 import math
 
 import numpy as np
-from numba import types
+from numba import njit, types
 from numba.extending import overload, register_jitable
+
+from tsrnn._config import JIT_OPTIONS
 
 _F32 = np.float32
 _CLAMP = _F32(7.90531110763549805)
@@ -106,3 +113,15 @@ def _ol_relu(x):
         return x if not x < 0 else x * 0
 
     return impl
+
+
+@njit(**JIT_OPTIONS)
+def gate_scale_offset(H, n_blocks, tanh_block, dtype):
+    """Per-column ``scale`` and ``offset`` of ``n_blocks`` gate blocks of width ``H``:
+    0.5 and 0.5 (sigmoid) everywhere but block ``tanh_block``, which gets 1 and 0
+    (tanh)."""
+    scale = np.full(n_blocks * H, 0.5, dtype=dtype)
+    offset = np.full(n_blocks * H, 0.5, dtype=dtype)
+    scale[tanh_block * H : (tanh_block + 1) * H] = 1.0
+    offset[tanh_block * H : (tanh_block + 1) * H] = 0.0
+    return scale, offset

@@ -9,21 +9,8 @@ import numpy as np
 from numba import njit
 
 from tsrnn._config import JIT_OPTIONS
-from tsrnn.kernels.activations import tanh
+from tsrnn.kernels.activations import gate_scale_offset, tanh
 from tsrnn.kernels.cpu.linalg import input_grad, input_projection, matmul_acc, weight_grads
-
-
-@njit(**JIT_OPTIONS)
-def gate_affine(H, n_blocks, tanh_block, dtype):
-    """Per-column ``scale`` and ``offset`` so that one uniform loop,
-    ``offset + scale * tanh(scale * v)``, gives sigmoid on every block (scale 0.5,
-    offset 0.5: sigmoid(v) = 0.5 + 0.5 tanh(v / 2)) and tanh on ``tanh_block``."""
-    scale = np.full(n_blocks * H, 0.5, dtype=dtype)
-    offset = np.full(n_blocks * H, 0.5, dtype=dtype)
-    if tanh_block >= 0:
-        scale[tanh_block * H : (tanh_block + 1) * H] = 1.0
-        offset[tanh_block * H : (tanh_block + 1) * H] = 0.0
-    return scale, offset
 
 
 @njit(**JIT_OPTIONS)
@@ -55,7 +42,7 @@ def lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, keep):
     # Pre-activations of every step at once; each step adds h @ W_hh^T in place and
     # then overwrites them with the activated gates, so no second (T, B, 4H) array.
     gates = input_projection(x, w_ih, b_ih + b_hh)
-    scale, offset = gate_affine(H, 4, 2, dt)
+    scale, offset = gate_scale_offset(H, 4, 2, dt)
     w_hh_t = np.ascontiguousarray(w_hh.T)
     tanh_c = np.empty((T if keep else 1, B, H), dtype=dt)
     hs = np.empty((T + 1, B, H), dtype=dt)

@@ -26,8 +26,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import machine_line, median_time, write_table  # noqa: E402
 
-from tsrnn import functional as F  # noqa: E402
 from tsrnn.optim import Adam  # noqa: E402
+from tsrnn.training import RecurrentNet, loss_and_grad  # noqa: E402
 
 
 def make_data(n=10000, T=50, seed=0):
@@ -41,39 +41,24 @@ def make_data(n=10000, T=50, seed=0):
 
 
 class TsrnnModel:
+    """The estimator's own network and loss (tsrnn.training), trained like the PyTorch
+    loop below: no clipping, Adam at 1e-3."""
+
     def __init__(self, cell, H, seed=0):
-        self.cell = cell
-        self.params = F.init_params(cell, 1, H, seed=seed)
-        rng = np.random.default_rng(seed + 1)
-        b = 1 / np.sqrt(H)
-        self.params["head_w"] = rng.uniform(-b, b, (1, H)).astype(np.float32)
-        self.params["head_b"] = np.zeros(1, np.float32)
-        self.rnn_keys = F.param_names(cell)
+        self.net = RecurrentNet(cell, 1, H, num_layers=1, bidirectional=False, dropout=0.0,
+                                n_out=1, n_future=0, rng=np.random.default_rng(seed))
         self.opt = Adam(1e-3)
 
     def train_epoch(self, X, Y, B, rng):
         order = rng.permutation(len(X))
-        p = self.params
-        rnn_p = {k: p[k] for k in self.rnn_keys}
         for lo in range(0, len(X), B):
             idx = order[lo : lo + B]
-            x, y = X[idx], Y[idx]
-            _, state, cache = F.forward(self.cell, x, rnn_p, training=True)
-            h = state[0][0] if self.cell == "lstm" else state[0]
-            pred = h @ p["head_w"].T + p["head_b"]
-            dpred = (2.0 / len(idx)) * (pred - y)
-            grads_head = {"head_w": dpred.T @ h, "head_b": dpred.sum(0)}
-            dh = (dpred @ p["head_w"])[None]
-            dstate = (dh, np.zeros_like(dh)) if self.cell == "lstm" else dh
-            dout = np.zeros((len(idx), x.shape[1], h.shape[1]), np.float32)
-            grads, _, _ = F.backward(cache, dout, dstate)
-            grads.update(grads_head)
-            self.opt.step(p, grads)
+            pred, ctx = self.net.forward(X[idx], None, training=True)
+            _, dpred = loss_and_grad("mse", pred, Y[idx])
+            self.opt.step(self.net.params, self.net.backward(ctx, dpred))
 
     def predict1(self, x):
-        _, state, _ = F.forward(self.cell, x, {k: self.params[k] for k in self.rnn_keys})
-        h = state[0][0] if self.cell == "lstm" else state[0]
-        return h @ self.params["head_w"].T + self.params["head_b"]
+        return self.net.forward(x, None)[0]
 
 
 class TorchModel:

@@ -337,3 +337,65 @@ def gather_windows(values, starts, lookback, horizon, n_targets, fut_cols):
             for k in range(K):
                 f[b, h, k] = values[r, fut_cols[k]]
     return x, y, f
+
+
+# ------------------------------------------------------------- model-file encoding
+def encode_index(index: pd.Index) -> tuple[dict, np.ndarray]:
+    """A time index as (JSON-able description, int64 array), for the model file."""
+    if isinstance(index, pd.DatetimeIndex):
+        tz = None if index.tz is None else str(index.tz)
+        return {"kind": "datetime", "unit": index.unit, "tz": tz}, index.asi8.copy()
+    if isinstance(index, pd.PeriodIndex):
+        return {"kind": "period", "freq": index.freqstr}, index.asi8.copy()
+    return {"kind": "int"}, np.asarray(index, dtype=np.int64)
+
+
+def decode_index(info: dict, values: np.ndarray) -> pd.Index:
+    kind = info["kind"]
+    if kind == "datetime":
+        idx = pd.DatetimeIndex(values.astype(np.int64).view(f"M8[{info['unit']}]"))
+        return idx if info["tz"] is None else idx.tz_localize("UTC").tz_convert(info["tz"])
+    if kind == "period":
+        return pd.PeriodIndex.from_ordinals(values.astype(np.int64), freq=info["freq"])
+    if kind == "int":
+        return pd.Index(values.astype(np.int64))
+    raise ValueError(f"unknown index kind {kind!r}")
+
+
+def encode_freq(freq):
+    if freq is None:
+        return None
+    if isinstance(freq, (int, np.integer)):
+        return {"type": "int", "value": int(freq)}
+    return {"type": "offset", "value": freq.freqstr}
+
+
+def decode_freq(info):
+    if info is None:
+        return None
+    if info["type"] == "int":
+        return int(info["value"])
+    return pd.tseries.frequencies.to_offset(info["value"])
+
+
+def make_windows(y, lookback: int, horizon: int = 1):
+    """Sliding windows of a 1-D or 2-D (time, features) array or pandas object, as
+    arrays for scikit-learn tools: ``X`` of shape (n, lookback, features) and ``y``
+    of shape (n,) for ``horizon=1`` or (n, horizon), forecasting the first column.
+
+    This copies the windows (fine for small data and for cross-validation); ``fit``
+    on pandas data never does.
+    """
+    a = np.asarray(y, dtype=np.float64)
+    if a.ndim == 1:
+        a = a[:, None]
+    if a.ndim != 2:
+        raise ValueError(f"y must be 1-D or 2-D (time, features); got shape {a.shape}.")
+    n = a.shape[0] - lookback - horizon + 1
+    if n < 1:
+        raise ValueError(f"y has {a.shape[0]} rows, fewer than lookback + horizon = "
+                         f"{lookback + horizon}.")
+    idx = np.arange(n)[:, None]
+    X = a[idx + np.arange(lookback)]
+    Y = a[idx + lookback + np.arange(horizon), 0]
+    return X, (Y[:, 0] if horizon == 1 else Y)

@@ -17,6 +17,7 @@ from sklearn.utils.validation import (
 
 from tsrnn import data as D
 from tsrnn.backend import resolve_device
+from tsrnn.model_file import ModelFileError, read_model_file, write_model_file
 from tsrnn.training import RecurrentNet, Trainer
 
 
@@ -32,6 +33,26 @@ def _progress_factory(verbose):
                       stacklevel=3)
         return None
     return lambda total: tqdm(total=total, desc="tsrnn fit", unit="epoch", leave=False)
+
+
+def _last_per_group(starts, groups, fraction):
+    """The last ``ceil(fraction * n)`` entries of ``starts`` in each group (the
+    held-out tail of each series), in order."""
+    if starts.size == 0:
+        return starts
+    n = np.bincount(groups)
+    keep = np.zeros(starts.size, bool)
+    ends = np.cumsum(n)
+    for g, (e, k) in enumerate(zip(ends, n)):
+        n_val = int(np.ceil(fraction * k))
+        if 0 < n_val < k:
+            keep[e - n_val : e] = True
+    return starts[keep]
+
+
+def _plain(v):
+    """numpy scalars to Python ones, so names and ids go into JSON."""
+    return v.item() if isinstance(v, np.generic) else v
 
 
 class TSRNNRegressor(RegressorMixin, BaseEstimator):
@@ -71,6 +92,11 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
     clip_norm : float or None, default=1.0
         Global gradient-norm clip.
     loss : {"mse", "mae", "huber"}, default="mse"
+    quantiles : list of float in (0, 1) or None, default=None
+        Train one network on the pinball loss for all these quantiles (``loss`` is
+        then not used) and forecast them all; outputs are sorted so quantiles never
+        cross. The point forecast is the 0.5 quantile when listed, else the mean of
+        the quantiles. Needs ``strategy="direct"``.
     early_stopping : bool, default=True
         Hold out the last ``validation_fraction`` of each series' windows, stop after
         ``patience`` epochs without improvement, restore the best weights.
@@ -115,6 +141,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
         "clip_norm": [Interval(numbers.Real, 0, None, closed="neither"), None],
         "loss": [StrOptions({"mse", "mae", "huber"})],
+        "quantiles": ["array-like", None],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
         "patience": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -130,7 +157,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
     def __init__(self, cell="lstm", hidden_size=32, num_layers=1, bidirectional=False,
                  dropout=0.0, lookback=24, horizon=1, strategy="direct", tbptt_steps=None,
                  batch_size=32, max_epochs=200, learning_rate=3e-3, optimizer="adam",
-                 weight_decay=0.0, clip_norm=1.0, loss="mse", early_stopping=True,
+                 weight_decay=0.0, clip_norm=1.0, loss="mse", quantiles=None, early_stopping=True,
                  validation_fraction=0.1, patience=20, scaler="standard", missing="raise",
                  freq=None, random_state=None, device="cpu", verbose=0, warm_start=False):
         self.cell = cell
@@ -149,6 +176,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         self.weight_decay = weight_decay
         self.clip_norm = clip_norm
         self.loss = loss
+        self.quantiles = quantiles
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.patience = patience
@@ -170,6 +198,25 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
     def _make_net(self, n_inputs, n_out, n_future, rng):
         return RecurrentNet(self.cell, n_inputs, self.hidden_size, self.num_layers,
                             self.bidirectional, self.dropout, n_out, n_future, rng)
+
+    def _check_quantiles(self):
+        """The validated quantile levels as a sorted list ([] without quantiles)."""
+        if self.quantiles is None:
+            return []
+        q = np.asarray(self.quantiles, dtype=np.float64).ravel()
+        if q.size == 0 or not np.all((q > 0) & (q < 1)):
+            raise ValueError(f"quantiles must be levels strictly between 0 and 1; got "
+                             f"{list(self.quantiles)}.")
+        if np.unique(q).size != q.size:
+            raise ValueError(f"quantiles has duplicates: {list(self.quantiles)}.")
+        if self.strategy != "direct":
+            raise ValueError("quantiles need strategy='direct' (a recursive model would "
+                             "have to feed a whole distribution back).")
+        return [float(v) for v in np.sort(q)]
+
+    @property
+    def _n_quantiles(self):
+        return max(len(getattr(self, "_quantiles", [])), 1)
 
     def _train(self, get_batch, n_windows_per_group, n_inputs, n_out, n_future,
                incremental=False):
@@ -198,7 +245,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
             learning_rate=self.learning_rate, optimizer=self.optimizer,
             weight_decay=self.weight_decay, clip_norm=self.clip_norm, loss=self.loss,
             tbptt_steps=self.tbptt_steps, rng=rng,
-            progress=_progress_factory(self.verbose),
+            progress=_progress_factory(self.verbose), quantiles=self._quantiles or None,
         )
         if reuse and getattr(self, "_opt_state", None) is not None:
             trainer.opt.load_state_dict(self._opt_state)
@@ -244,12 +291,14 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
                 "direction reads the whole window, so there is no chunk to truncate."
             )
         resolve_device(self.device)
+        self._quantiles = self._check_quantiles()
         return self._fit(X, y, target=target, future_exog=future_exog, incremental=False)
 
     def partial_fit(self, X, y=None, *, target=None, future_exog=None):
         """One more epoch on the given data (initializing on the first call)."""
         if not hasattr(self, "net_"):
             self._validate_params()
+            self._quantiles = self._check_quantiles()
         return self._fit(X, y, target=target, future_exog=future_exog, incremental=True)
 
     def _fit(self, X, y, *, target, future_exog, incremental):
@@ -304,7 +353,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         def get_batch(idx):
             return np.ascontiguousarray(xs[idx]), ys[idx], empty.reshape(len(idx), 0)
 
-        self._train(get_batch, [len(xs)], xs.shape[2], ys.shape[1], 0,
+        self._train(get_batch, [len(xs)], xs.shape[2], ys.shape[1] * self._n_quantiles, 0,
                     incremental=incremental)
         return self
 
@@ -370,12 +419,35 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         ]
         self.n_features_in_ = len(panel.channels)
         self.feature_names_in_ = np.asarray(panel.channels, dtype=object)
-        self._train(get_batch, per_series, len(panel.channels), out_steps * nt,
-                    out_steps * K, incremental=incremental)
+        self._train(get_batch, per_series, len(panel.channels),
+                    out_steps * nt * self._n_quantiles, out_steps * K,
+                    incremental=incremental)
+        # Conformal scores from the held-out (validation) windows, for predict(level=).
+        self._conformal_scores = None
+        if self.early_stopping:
+            cal = D.window_starts(panel.indptr, lookback, self.horizon, bad)
+            cal_starts = _last_per_group(*cal, self.validation_fraction)
+            if cal_starts.size:
+                self._conformal_scores = self._abs_errors(values, cal_starts)
         return self
 
+    def _abs_errors(self, values, starts):
+        """|actual - point forecast| in scaled units, (n_windows, horizon, targets),
+        for forecasts made from the windows starting at ``starts`` (one batch)."""
+        x, y, f = D.gather_windows(values, starts, self.lookback, self.horizon,
+                                   self._n_targets, self._fut_cols)
+        point = self._point(self._predict_scaled(x, f))
+        return np.abs(y.astype(np.float64) - point)
+
+    def _point(self, pred4):
+        """(n, H, targets, Q) -> (n, H, targets): the 0.5 quantile, else the mean."""
+        q = getattr(self, "_quantiles", [])
+        if 0.5 in q:
+            return pred4[..., q.index(0.5)].astype(np.float64)
+        return pred4.mean(axis=-1, dtype=np.float64)
+
     # ------------------------------------------------------------------ predict
-    def predict(self, X=None, *, future=None):
+    def predict(self, X=None, *, future=None, level=None):
         """Forecast.
 
         Parameters
@@ -385,12 +457,18 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         future : pd.DataFrame, optional
             Known future values of the ``future_exog`` columns, indexed by the
             forecast timestamps (long input: ``unique_id``, ``ds`` + the columns).
+        level : list of float in (0, 100), optional
+            Conformal prediction intervals at these levels (percent), from the
+            absolute errors of the model on its held-out validation windows (or on
+            the data given to :meth:`calibrate`): columns ``<point>_lo_<level>`` and
+            ``<point>_hi_<level>``.
 
         Returns
         -------
         pd.DataFrame indexed by the next ``horizon`` timestamps (one column per
         target), a long DataFrame (``unique_id``, ``ds``, ``<target>_pred``) for long
-        input, or an ndarray for array input.
+        input, or an ndarray for array input. With ``quantiles``, extra columns
+        ``<point>_q<level>`` (arrays: a last axis of quantiles).
         """
         check_is_fitted(self, "net_")
         if self._mode == "arrays":
@@ -398,19 +476,95 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
                 raise ValueError("This model was fitted on arrays: pass X to predict.")
             X3 = self._check_X_array(X, reset=False)
             xs = ((X3 - self._x_loc) / self._x_scale).astype(np.float32)
-            out = np.empty((len(xs), len(self._y_loc)))
+            if level is not None:
+                raise ValueError("level= (conformal intervals) needs a model fitted on "
+                                 "pandas data; for arrays use quantiles=.")
+            Q = self._n_quantiles
+            out = np.empty((len(xs), len(self._y_loc) * Q))
             for lo in range(0, len(xs), 4096):
                 xb = np.ascontiguousarray(xs[lo : lo + 4096])
                 p, _ = self.net_.forward(xb, np.zeros((len(xb), 0), np.float32))
                 out[lo : lo + 4096] = p
-            out = out * self._y_scale + self._y_loc
+            out = out.reshape(len(xs), -1, Q)
+            if Q > 1:
+                out = np.sort(out, axis=-1)
+            out = out * self._y_scale[:, None] + self._y_loc[:, None]
             self._check_finite_forecast(out)
-            return out.ravel() if self._y_1d else out
+            if Q == 1:
+                out = out[..., 0]
+                return out.ravel() if self._y_1d else out
+            return out[:, 0, :] if self._y_1d else out
         if X is not None and not isinstance(X, (pd.Series, pd.DataFrame)):
             raise TypeError("This model was fitted on pandas data: pass a Series or "
                             "DataFrame (or nothing) to predict.")
+        levels = self._check_levels(level)
         tails, ids, params = self._history_tails(X)
-        return self._forecast(tails, ids, params, future)
+        return self._forecast(tails, ids, params, future, levels)
+
+    def _check_levels(self, level):
+        if level is None:
+            return []
+        levels = [float(v) for v in np.atleast_1d(np.asarray(level, dtype=np.float64))]
+        if not all(0 < v < 100 for v in levels):
+            raise ValueError(f"level must hold percentages strictly between 0 and 100; "
+                             f"got {levels}.")
+        if getattr(self, "_conformal_scores", None) is None:
+            raise ValueError(
+                "level= needs conformal scores: fit with early_stopping=True (the "
+                "validation windows are used) or call calibrate(X) with held-out data."
+            )
+        return levels
+
+    def _conformal_halfwidth(self, level):
+        """Split-conformal half-width per (horizon step, target), scaled units."""
+        s = self._conformal_scores
+        n = s.shape[0]
+        k = int(np.ceil((n + 1) * level / 100.0))
+        if k > n:
+            import warnings
+
+            warnings.warn(
+                f"{n} calibration windows are too few for a {level:g}% conformal "
+                f"interval (needs {int(np.ceil(100 / (100 - level))) - 1}); using the "
+                "largest error seen, which may under-cover.", UserWarning, stacklevel=4)
+            k = n
+        return np.sort(s, axis=0)[k - 1]
+
+    def calibrate(self, X, n_windows=None):
+        """Recompute the conformal scores behind ``predict(level=...)`` from ``X``
+        (held-out history with the columns seen in fit): the absolute errors of the
+        forecasts from the last ``n_windows`` origins of each series (all by
+        default), in one batched pass."""
+        check_is_fitted(self, "net_")
+        if self._mode != "pandas":
+            raise ValueError("calibrate needs a model fitted on pandas data.")
+        values, panel, _ = self._scaled_panel(X)
+        starts, series = D.window_starts(panel.indptr, self.lookback, self.horizon)
+        if n_windows is not None:
+            keep = np.concatenate([np.flatnonzero(series == i)[-n_windows:]
+                                   for i in range(panel.n_series)])
+            starts = starts[keep]
+        if starts.size == 0:
+            raise ValueError(f"X has no complete window of lookback + horizon = "
+                             f"{self.lookback + self.horizon} rows to calibrate on.")
+        self._conformal_scores = self._abs_errors(values, starts)
+        return self
+
+    def _scaled_panel(self, X):
+        """Pack new history with the fitted columns and scale each series (fitted
+        scaling for series seen in fit, fresh scaling for new ones)."""
+        panel = D.pack(X, target=self._target_names,
+                       exog=self._channels[self._n_targets :], freq=self._freq,
+                       missing="raise")
+        if list(panel.channels) != self._channels:
+            raise ValueError(f"X has columns {panel.channels}; the model was fitted on "
+                             f"{self._channels}.")
+        loc, scale = D.fit_scaler(panel.values, panel.indptr, self.scaler)
+        params = [self._scaler_params.get(u, (loc[i], scale[i])) for i, u in
+                  enumerate(panel.ids)]
+        loc = np.stack([p[0] for p in params])
+        scale = np.stack([p[1] for p in params])
+        return D.scale_values(panel.values, panel.indptr, loc, scale), panel, params
 
     def _history_tails(self, X):
         if X is None:
@@ -467,8 +621,56 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
                              f"{fidx[0]} .. {fidx[-1]}.")
         return v
 
-    def _forecast(self, tails, ids, params, future):
-        nt, H = self._n_targets, self.horizon
+    def _predict_scaled(self, xs, futs):
+        """Forecasts in scaled units from windows ``xs`` (n, lookback, channels) and
+        known futures ``futs`` (n, horizon, k): (n, horizon, targets, Q), Q = 1
+        without quantiles. One batched forward per 4096 windows (direct) or per step
+        (recursive)."""
+        nt, H, Q = self._n_targets, self.horizon, self._n_quantiles
+        n = len(xs)
+        last = xs[:, -1, :nt]
+        if self.strategy == "direct":
+            pred = np.empty((n, H * nt * Q), np.float32)
+            flat = futs.reshape(n, -1)
+            for lo in range(0, n, 4096):
+                pred[lo : lo + 4096], _ = self.net_.forward(
+                    np.ascontiguousarray(xs[lo : lo + 4096]), flat[lo : lo + 4096])
+            pred = pred.reshape(n, H, nt, Q) + last[:, None, :, None]
+            return np.sort(pred, axis=-1) if Q > 1 else pred
+        pred = np.empty((n, H, nt, 1), np.float32)
+        window = np.array(xs, dtype=np.float32)
+        for h in range(H):
+            p, _ = self.net_.forward(np.ascontiguousarray(window), futs[:, h, :])
+            step = p.reshape(n, nt) + window[:, -1, :nt]
+            pred[:, h, :, 0] = step
+            nxt = np.empty((n, 1, window.shape[2]), np.float32)
+            nxt[:, 0, :nt] = step
+            if len(self._fut_cols):
+                nxt[:, 0, self._fut_cols] = futs[:, h, :]
+            window = np.concatenate([window[:, 1:], nxt], axis=1)
+        return pred
+
+    def _unscale(self, pred4, locs, scales, levels=()):
+        """Scaled (n, H, targets, Q) -> dict of original-unit (n, H, targets) arrays:
+        "point", one per quantile (q<level>) and lo/hi per conformal level."""
+        nt = self._n_targets
+        loc = np.asarray(locs)[:, None, :nt]
+        scale = np.asarray(scales)[:, None, :nt]
+        point = self._point(pred4)
+        out = {"": point * scale + loc}
+        if len(getattr(self, "_quantiles", [])) > 0:
+            for j, q in enumerate(self._quantiles):
+                out[f"_q{q:g}"] = pred4[..., j].astype(np.float64) * scale + loc
+        for lv in levels:
+            half = self._conformal_halfwidth(lv)  # (H, targets), scaled units
+            out[f"_lo_{lv:g}"] = (point - half) * scale + loc
+            out[f"_hi_{lv:g}"] = (point + half) * scale + loc
+        for v in out.values():
+            self._check_finite_forecast(v)
+        return out
+
+    def _forecast(self, tails, ids, params, future, levels=()):
+        H = self.horizon
         n = len(tails)
         xs = np.empty((n, self.lookback, len(self._channels)), np.float32)
         futs, fidxs = [], []
@@ -480,36 +682,206 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
             futs.append((fb - loc[self._fut_cols]) / scale[self._fut_cols]
                         if fb.shape[1] else fb)
         futs = np.asarray(futs, np.float32).reshape(n, H, -1)
-        if self.strategy == "direct":
-            pred, _ = self.net_.forward(xs, futs.reshape(n, -1))
-            pred = pred.reshape(n, H, nt) + xs[:, -1:, :nt]
-        else:
-            pred = np.empty((n, H, nt), np.float32)
-            window = xs.copy()
-            for h in range(H):
-                p, _ = self.net_.forward(np.ascontiguousarray(window), futs[:, h, :])
-                step = p.reshape(n, nt) + window[:, -1, :nt]
-                pred[:, h] = step
-                nxt = np.empty((n, 1, window.shape[2]), np.float32)
-                nxt[:, 0, :nt] = step
-                if len(self._fut_cols):
-                    nxt[:, 0, self._fut_cols] = futs[:, h, :]
-                window = np.concatenate([window[:, 1:], nxt], axis=1)
-        loc_t = np.stack([p_[0][:nt] for p_ in params])[:, None, :]
-        scale_t = np.stack([p_[1][:nt] for p_ in params])[:, None, :]
-        pred = pred.astype(np.float64) * scale_t + loc_t
-        self._check_finite_forecast(pred)
+        outs = self._unscale(self._predict_scaled(xs, futs), [p[0] for p in params],
+                             [p[1] for p in params], levels)
+        return self._as_frame(outs, ids, fidxs)
+
+    def _point_names(self):
+        if self._kind == "long":
+            return [f"{t}_pred" for t in self._target_names]
+        if self._kind == "series" and self._series_name is not None:
+            return [self._series_name]
+        return list(self._target_names)
+
+    def _as_frame(self, outs, ids, fidxs):
+        """Forecast arrays -> the pandas result (wide by time, or long)."""
+        names = self._point_names()
         if self._kind != "long":
-            cols = [self._series_name if self._kind == "series" and self._series_name
-                    is not None else c for c in self._target_names]
-            return pd.DataFrame(pred[0], index=fidxs[0], columns=cols)
+            cols = {f"{nm}{sfx}": outs[sfx][0, :, k] for k, nm in enumerate(names)
+                    for sfx in outs}
+            return pd.DataFrame(cols, index=fidxs[0])
         frames = []
         for i, uid in enumerate(ids):
             f = pd.DataFrame({"unique_id": uid, "ds": fidxs[i]})
-            for k, name in enumerate(self._target_names):
-                f[f"{name}_pred"] = pred[i, :, k]
+            for k, nm in enumerate(names):
+                for sfx, arr in outs.items():
+                    f[f"{nm}{sfx}"] = arr[i, :, k]
             frames.append(f)
         return pd.concat(frames, ignore_index=True)
+
+    # --------------------------------------------------------------- model file
+    def save(self, path):
+        """Write the fitted model to ``path`` (the ``.tsrnn`` format of
+        :mod:`tsrnn.model_file`: JSON metadata and ``.npy`` arrays in a zip, no
+        pickle). The write is atomic: a crash leaves the old file or none.
+
+        Returns the path.
+        """
+        check_is_fitted(self, "net_")
+        meta, arrays = self._export_state()
+        return write_model_file(path, meta, arrays)
+
+    @classmethod
+    def load(cls, path):
+        """Load a model written by :meth:`save` (by this or an older tsrnn)."""
+        meta, arrays = read_model_file(path)
+        if meta.get("estimator") != cls.__name__:
+            raise ModelFileError(f"{path} holds a {meta.get('estimator')!r}, not a "
+                                 f"{cls.__name__}.")
+        est = cls()
+        try:
+            params = dict(meta["params"])
+            unknown = sorted(set(params) - set(est.get_params()))
+            if unknown:
+                raise ValueError(f"unknown parameters {unknown}")
+            est.set_params(**params)
+            est._validate_params()
+            est._import_state(meta["state"], arrays)
+        except ModelFileError:
+            raise
+        except (KeyError, ValueError, TypeError, IndexError) as e:
+            raise ModelFileError(f"{path} is not a valid tsrnn model file: {e!r}") from None
+        return est
+
+    def _export_state(self):
+        params = self.get_params()
+        if not (params["random_state"] is None
+                or isinstance(params["random_state"], numbers.Integral)):
+            params["random_state"] = None  # generator objects are not saved
+        params = {k: (int(v) if isinstance(v, numbers.Integral) and not isinstance(v, bool)
+                      else v) for k, v in params.items()}
+        arrays = {f"net/{k}": v for k, v in self.net_.params.items()}
+        opt = dict(self._opt_state or {})
+        opt_t = int(opt.pop("t", 0))
+        arrays.update({f"opt/{k}": v for k, v in opt.items()})
+        h = self._history or {}
+        rng = getattr(self, "_rng_state", None)
+        state = {
+            "mode": self._mode,
+            "net": self.net_.config(),
+            "loss_curve": [float(v) for v in self.loss_curve_],
+            "validation_loss_curve": [float(v) for v in self.validation_loss_curve_],
+            "best_epoch": int(self.best_epoch_),
+            "best": float(h.get("best", np.inf)),
+            "stopped": bool(h.get("stopped", False)),
+            "optimizer_t": opt_t,
+            "rng": None if rng is None else {
+                "bit_generator": type(rng.bit_generator).__name__,
+                "state": rng.bit_generator.state},
+            "quantiles": list(getattr(self, "_quantiles", [])),
+            "n_features_in": int(self.n_features_in_),
+            "feature_names_in": (None if not hasattr(self, "feature_names_in_")
+                                 else [_plain(c) for c in self.feature_names_in_]),
+        }
+        if self._mode == "arrays":
+            state["y_1d"] = bool(self._y_1d)
+            arrays.update(x_loc=self._x_loc, x_scale=self._x_scale, y_loc=self._y_loc,
+                          y_scale=self._y_scale)
+        else:
+            info, _ = D.encode_index(self._tails[0][1])
+            state.update(
+                channels=[_plain(c) for c in self._channels],
+                n_targets=int(self._n_targets),
+                target_names=[_plain(c) for c in self._target_names],
+                future_exog=[_plain(c) for c in self._future_exog],
+                kind=self._kind,
+                freq=D.encode_freq(self._freq),
+                ids=[_plain(u) for u in self._ids],
+                series_name=_plain(self._series_name),
+                index=info,
+            )
+            arrays["fut_cols"] = np.asarray(self._fut_cols, np.int64)
+            if getattr(self, "_conformal_scores", None) is not None:
+                arrays["conformal_scores"] = self._conformal_scores
+            arrays["scaler_loc"] = np.stack([self._scaler_params[u][0] for u in self._ids])
+            arrays["scaler_scale"] = np.stack([self._scaler_params[u][1] for u in self._ids])
+            arrays["tail_values"] = np.stack([v for v, _ in self._tails])
+            arrays["tail_index"] = np.stack([D.encode_index(i)[1] for _, i in self._tails])
+        import tsrnn
+
+        meta = {"estimator": type(self).__name__, "tsrnn_version": tsrnn.__version__,
+                "params": params, "state": state}
+        return meta, arrays
+
+    def _import_state(self, state, arrays):
+        net_params = {k[4:]: v for k, v in arrays.items() if k.startswith("net/")}
+        cfg = state["net"]
+        self.net_ = RecurrentNet.from_params(net_params, cfg["cell"], cfg["num_layers"],
+                                             cfg["bidirectional"], cfg["dropout"],
+                                             cfg["nonlinearity"])
+        opt = {k[4:]: v for k, v in arrays.items() if k.startswith("opt/")}
+        opt["t"] = int(state["optimizer_t"])
+        self._opt_state = opt
+        rng = state["rng"]
+        if rng is not None:
+            bit_gen = getattr(np.random, rng["bit_generator"])
+            if not (isinstance(bit_gen, type) and issubclass(bit_gen, np.random.BitGenerator)):
+                raise ValueError(f"unknown bit generator {rng['bit_generator']!r}")
+            g = np.random.Generator(bit_gen())
+            g.bit_generator.state = rng["state"]
+            self._rng_state = g
+        self.loss_curve_ = list(state["loss_curve"])
+        self.validation_loss_curve_ = list(state["validation_loss_curve"])
+        self.best_epoch_ = int(state["best_epoch"])
+        self.n_iter_ = len(self.loss_curve_)
+        self._history = {"loss": list(self.loss_curve_),
+                         "val_loss": list(self.validation_loss_curve_),
+                         "best": float(state["best"]), "best_epoch": self.best_epoch_,
+                         "stopped": bool(state["stopped"])}
+        self._quantiles = [float(q) for q in state["quantiles"]]
+        self.n_features_in_ = int(state["n_features_in"])
+        if state["feature_names_in"] is not None:
+            self.feature_names_in_ = np.asarray(state["feature_names_in"], dtype=object)
+        self._mode = state["mode"]
+        if self._mode == "arrays":
+            self._y_1d = bool(state["y_1d"])
+            self._x_loc, self._x_scale = arrays["x_loc"], arrays["x_scale"]
+            self._y_loc, self._y_scale = arrays["y_loc"], arrays["y_scale"]
+            return
+        if self._mode != "pandas":
+            raise ValueError(f"unknown mode {self._mode!r}")
+        self._channels = list(state["channels"])
+        self._n_targets = int(state["n_targets"])
+        self._target_names = list(state["target_names"])
+        self._future_exog = list(state["future_exog"])
+        self._fut_cols = arrays["fut_cols"]
+        self._conformal_scores = arrays.get("conformal_scores")
+        self._kind = state["kind"]
+        self._ids = list(state["ids"])
+        self._series_name = state["series_name"]
+        loc, scale = arrays["scaler_loc"], arrays["scaler_scale"]
+        self._scaler_params = {u: (loc[i], scale[i]) for i, u in enumerate(self._ids)}
+        tails_idx = [D.decode_index(state["index"], v) for v in arrays["tail_index"]]
+        self._tails = list(zip(arrays["tail_values"], tails_idx))
+        freq = D.decode_freq(state["freq"])
+        self._freq = tails_idx[0].freq if state["index"]["kind"] == "period" else freq
+
+    # ------------------------------------------------------- PyTorch weights
+    def to_torch_state_dict(self):
+        """The recurrent weights under PyTorch's ``nn.LSTM/GRU/RNN`` names and shapes
+        (numpy arrays; ``{k: torch.from_numpy(v) for k, v in ...}`` loads them into a
+        torch module built with the same sizes), plus ``head.weight``/``head.bias``
+        for an ``nn.Linear`` head."""
+        check_is_fitted(self, "net_")
+        return {k: v.copy() for k, v in self.net_.params.items()}
+
+    def load_torch_state_dict(self, state_dict):
+        """Replace the fitted weights with a PyTorch-layout ``state_dict`` (tensors or
+        arrays) of the same shapes, e.g. one trained in torch and exported."""
+        check_is_fitted(self, "net_")
+        new = {}
+        for k, cur in self.net_.params.items():
+            if k not in state_dict:
+                raise ValueError(f"state_dict is missing {k!r} (shape {cur.shape}).")
+            v = state_dict[k]
+            if hasattr(v, "detach"):
+                v = v.detach().cpu().numpy()
+            v = np.asarray(v)
+            if v.shape != cur.shape:
+                raise ValueError(f"state_dict[{k!r}] has shape {v.shape}; expected {cur.shape}.")
+            new[k] = v.astype(cur.dtype)
+        self.net_.params.update(new)
+        return self
 
     @staticmethod
     def _check_finite_forecast(pred):

@@ -37,6 +37,27 @@ class RecurrentNet:
         self.params["head.weight"] = rng.uniform(-bound, bound, (n_out, n_feat)).astype(dtype)
         self.params["head.bias"] = np.zeros(n_out, dtype=dtype)
 
+    @classmethod
+    def from_params(cls, params: dict, cell, num_layers, bidirectional, dropout,
+                    nonlinearity="tanh"):
+        """Rebuild a network around saved weights (shapes give the sizes)."""
+        net = cls.__new__(cls)
+        net.cell, net.num_layers, net.bidirectional = cell, num_layers, bidirectional
+        net.dirs = 2 if bidirectional else 1
+        net.dropout, net.nonlinearity = dropout, nonlinearity
+        net.hidden_size = params["weight_hh_l0"].shape[1]
+        net.rnn_keys = F.param_names(cell, num_layers, bidirectional)
+        missing = [k for k in net.rnn_keys + ["head.weight", "head.bias"] if k not in params]
+        if missing:
+            raise ValueError(f"weights {missing} are missing.")
+        net.params = dict(params)
+        return net
+
+    def config(self) -> dict:
+        return {"cell": self.cell, "num_layers": self.num_layers,
+                "bidirectional": self.bidirectional, "dropout": self.dropout,
+                "nonlinearity": self.nonlinearity}
+
     def rnn_params(self):
         return {k: self.params[k] for k in self.rnn_keys}
 
@@ -86,8 +107,20 @@ class RecurrentNet:
         return grads
 
 
-def loss_and_grad(kind: str, pred: np.ndarray, y: np.ndarray):
-    """Mean loss over all entries and its gradient with respect to ``pred``."""
+def loss_and_grad(kind: str, pred: np.ndarray, y: np.ndarray, quantiles=None):
+    """Mean loss over all entries and its gradient with respect to ``pred``.
+
+    With ``quantiles`` (Q levels), ``pred`` holds Q outputs per entry of ``y``
+    (last axis fastest) and the loss is the pinball loss averaged over them.
+    """
+    if quantiles is not None and len(quantiles):
+        q = np.asarray(quantiles, dtype=pred.dtype)
+        p = pred.reshape(y.shape[0], -1, len(q))
+        r = y.reshape(y.shape[0], -1, 1) - p  # > 0: under-forecast, costs q per unit
+        n = p.size
+        loss = np.mean(np.maximum(q * r, (q - 1) * r))
+        grad = np.where(r > 0, -q, 1 - q) / n
+        return float(loss), grad.reshape(pred.shape).astype(pred.dtype, copy=False)
     r = pred - y
     n = r.size
     if kind == "mse":
@@ -114,11 +147,12 @@ class Trainer:
 
     def __init__(self, net: RecurrentNet, get_batch, *, batch_size, learning_rate,
                  optimizer, weight_decay, clip_norm, loss, tbptt_steps, rng,
-                 progress=None):
+                 progress=None, quantiles=None):
         self.net = net
         self.get_batch = get_batch
         self.batch_size = batch_size
         self.loss = loss
+        self.quantiles = quantiles
         self.clip_norm = clip_norm
         self.tbptt_steps = tbptt_steps
         self.rng = rng
@@ -133,7 +167,7 @@ class Trainer:
             x, y, fut = self.get_batch(b)
             pred, ctx = self.net.forward(x, fut, training=True, rng=self.rng,
                                          tbptt_steps=self.tbptt_steps)
-            loss, dpred = loss_and_grad(self.loss, pred, y)
+            loss, dpred = loss_and_grad(self.loss, pred, y, self.quantiles)
             if not np.isfinite(loss):
                 raise FloatingPointError(
                     f"The training loss became non-finite at epoch {epoch}. Lower "
@@ -158,7 +192,7 @@ class Trainer:
         for lo in range(0, len(idx), 1024):
             x, y, fut = self.get_batch(idx[lo : lo + 1024])
             pred, _ = self.net.forward(x, fut)
-            total += loss_and_grad(self.loss, pred, y)[0] * len(x)
+            total += loss_and_grad(self.loss, pred, y, self.quantiles)[0] * len(x)
             count += len(x)
         return total / max(count, 1)
 

@@ -40,6 +40,9 @@ _META = "meta.json"
 _COMMENT_PREFIX = b"tsrnn-meta-sha256:"
 # numpy dtypes an array in a model file may have (no object arrays, ever).
 _ALLOWED_KINDS = set("biuf")
+# mkstemp creates 0600 files; a saved model gets the usual permissions instead.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 class ModelFileError(ValueError):
@@ -88,6 +91,7 @@ def write_model_file(path, meta: dict, arrays: dict[str, np.ndarray]) -> Path:
                 zf.comment = _COMMENT_PREFIX + _sha256(meta_bytes).encode()
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         try:

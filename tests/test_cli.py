@@ -1,0 +1,122 @@
+"""The tsrnn command from a shell's point of view: files in, files out, one-line
+errors and non-zero exit codes."""
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tsrnn.cli import main
+from tsrnn.datasets import load_air_passengers, load_elecdemand
+
+
+@pytest.fixture
+def elec(tmp_path):
+    df = load_elecdemand().iloc[-700:]
+    df.iloc[:-24].to_csv(tmp_path / "elec.csv")
+    df.iloc[-24:][["temperature_c", "workday"]].to_csv(tmp_path / "next.csv")
+    return tmp_path
+
+
+def run(argv, capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_fit_predict_backtest_with_future_exog(elec, capsys):
+    d = elec
+    rc, out, err = run(["fit", d / "elec.csv", "--target", "demand_gw", "--exog",
+                        "temperature_c,workday", "--future-exog", "temperature_c,workday",
+                        "--lookback", 48, "--horizon", 24, "--hidden-size", 8,
+                        "--max-epochs", 3, "-o", d / "m.tsrnn"], capsys)
+    assert rc == 0, err
+    assert "fitted lstm on 1 series" in out and (d / "m.tsrnn").exists()
+    rc, out, err = run(["predict", d / "m.tsrnn", d / "elec.csv", "--future", d / "next.csv",
+                        "--level", "80", "-o", d / "fc.csv"], capsys)
+    assert rc == 0, err
+    fc = pd.read_csv(d / "fc.csv", index_col=0, parse_dates=True)
+    nxt = pd.read_csv(d / "next.csv", index_col=0, parse_dates=True)
+    assert list(fc.index) == list(nxt.index)
+    assert list(fc.columns) == ["demand_gw", "demand_gw_lo_80", "demand_gw_hi_80"]
+    assert np.isfinite(fc.to_numpy()).all()
+    # the CLI forecast equals the library's on the same model file
+    from tsrnn import TSRNNRegressor
+
+    m = TSRNNRegressor.load(d / "m.tsrnn")
+    lib = m.predict(pd.read_csv(d / "elec.csv", index_col=0, parse_dates=True),
+                    future=nxt, level=[80])
+    np.testing.assert_allclose(fc.to_numpy(), lib.to_numpy(), rtol=1e-9)
+    pytest.importorskip("matplotlib")
+    rc, out, err = run(["backtest", d / "m.tsrnn", d / "elec.csv", "--windows", 2,
+                        "--refit", "never", "--plot", d / "bt.png", "-o", d / "bt.csv"], capsys)
+    assert rc == 0, err
+    assert "mase" in out and "demand_gw" in out
+    assert (d / "bt.png").stat().st_size > 10_000
+    assert len(pd.read_csv(d / "bt.csv")) == 48
+
+
+def test_predict_to_stdout_and_long_csv(tmp_path, capsys):
+    y = load_air_passengers()
+    long = pd.concat([pd.DataFrame({"unique_id": f"s{k}", "ds": y.index,
+                                    "y": y.to_numpy() + k}) for k in range(2)])
+    long.to_csv(tmp_path / "long.csv", index=False)
+    rc, out, err = run(["fit", tmp_path / "long.csv", "--lookback", 12, "--horizon", 3,
+                        "--hidden-size", 8, "--max-epochs", 2, "-o", tmp_path / "m.tsrnn"],
+                       capsys)
+    assert rc == 0, err
+    assert "on 2 series" in out
+    rc, out, err = run(["predict", tmp_path / "m.tsrnn", tmp_path / "long.csv"], capsys)
+    assert rc == 0
+    lines = out.strip().splitlines()
+    assert lines[0] == "unique_id,ds,y_pred" and len(lines) == 1 + 2 * 3
+    assert lines[1].startswith("s0,1961-01-01")
+    rc, out, err = run(["info", tmp_path / "m.tsrnn"], capsys)
+    assert rc == 0 and "2 series" in out and "lookback 12" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["predict", "{d}/absent.tsrnn", "{d}/elec.csv"], "No model file"),
+    (["predict", "{d}/elec.csv", "{d}/elec.csv"], "not a valid tsrnn model file"),
+    (["fit", "{d}/elec.csv", "-o", "{d}/m.tsrnn"], "--target is required"),
+    (["fit", "{d}/elec.csv", "--target", "nope", "-o", "{d}/m.tsrnn"],
+     "column(s) ['nope'] not in the data"),
+    (["fit", "{d}/missing.csv", "--target", "y", "-o", "{d}/m.tsrnn"], "no such file"),
+    (["fit", "{d}/elec.csv", "--target", "demand_gw", "--lookback", "5000",
+      "-o", "{d}/m.tsrnn"], "fewer than lookback + horizon"),
+])
+def test_bad_arguments_and_files_print_one_line_and_fail(elec, capsys, argv, message):
+    rc, out, err = run([a.format(d=elec) for a in argv], capsys)
+    assert rc == 1
+    assert err.startswith("tsrnn: error:") and message in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (elec / "m.tsrnn").exists()
+
+
+def test_predict_without_the_required_future_file_says_which_option(elec, capsys):
+    run(["fit", elec / "elec.csv", "--target", "demand_gw", "--future-exog", "workday",
+         "--lookback", 24, "--horizon", 6, "--hidden-size", 8, "--max-epochs", 1,
+         "-o", elec / "m.tsrnn"], capsys)
+    rc, out, err = run(["predict", elec / "m.tsrnn", elec / "elec.csv"], capsys)
+    assert rc == 1 and "--future" in err and "['workday']" in err
+
+
+def test_usage_errors_exit_2_and_help_has_examples(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["fit", "x.csv", "--lookback", "many", "-o", "m"])
+    assert e.value.code == 2
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    assert "tsrnn fit elec.csv --target demand_gw" in capsys.readouterr().out
+
+
+def test_python_dash_m_entry_point():
+    r = subprocess.run([sys.executable, "-m", "tsrnn", "--version"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("tsrnn ")

@@ -1,0 +1,296 @@
+"""The ``tsrnn`` command: fit, predict, backtest and inspect models from a shell.
+
+Also ``python -m tsrnn``. Bad arguments and bad files print one line starting with
+``tsrnn: error:`` and exit with status 2 (usage) or 1 (data, file or model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+
+EPILOG = """\
+examples:
+  tsrnn fit elec.csv --target demand_gw --exog temperature_c,workday \\
+      --future-exog temperature_c,workday --lookback 72 --horizon 24 -o model.tsrnn
+  tsrnn predict model.tsrnn elec.csv --future next_day.csv -o forecast.csv
+  tsrnn predict model.tsrnn elec.csv --level 80,95          # CSV on stdout
+  tsrnn backtest model.tsrnn elec.csv --windows 4 --plot backtest.png
+  tsrnn info model.tsrnn
+
+CSV files: a long file has columns unique_id, ds and the values (one global model
+over all series); otherwise the first column (or --time-col) is the time index.
+Bundled data to try: python -c "from tsrnn.datasets import load_elecdemand as f;
+f().to_csv('elec.csv')"
+"""
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit status 1."""
+
+
+def _split(s):
+    return [c.strip() for c in s.split(",") if c.strip()] if s else []
+
+
+def _floats(s):
+    try:
+        return [float(v) for v in _split(s)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {s!r}")
+
+
+def read_table(path, time_col=None):
+    """A CSV as a long frame (unique_id, ds, ...) or a wide frame indexed by time."""
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(path)
+    except FileNotFoundError:
+        raise CLIError(f"no such file: {path}") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise CLIError(f"cannot read {path} as CSV: {e}") from None
+    if df.shape[1] == 0 or len(df) == 0:
+        raise CLIError(f"{path} has no data rows.")
+    if time_col is None and {"unique_id", "ds"} <= set(df.columns):
+        df["ds"] = _parse_time(df["ds"], path, "ds")
+        return df
+    col = time_col or df.columns[0]
+    if col not in df.columns:
+        raise CLIError(f"{path} has no column {col!r} (columns: {list(df.columns)}).")
+    df[col] = _parse_time(df[col], path, col)
+    return df.set_index(col)
+
+
+def _parse_time(s, path, col):
+    import pandas as pd
+
+    if pd.api.types.is_integer_dtype(s):
+        return s
+    try:
+        return pd.to_datetime(s)
+    except (ValueError, TypeError):
+        raise CLIError(f"column {col!r} of {path} does not hold timestamps or integers "
+                       f"(first value {s.iloc[0]!r}).") from None
+
+
+def _select(df, target, exog, long):
+    cols = list(dict.fromkeys(target + exog))
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise CLIError(f"column(s) {missing} not in the data (columns: {list(df.columns)}).")
+    return df[(["unique_id", "ds"] if long else []) + cols]
+
+
+def _load_model(path):
+    from tsrnn.estimator import TSRNNRegressor
+
+    return TSRNNRegressor.load(path)
+
+
+def _model_columns(model):
+    return model._target_names, model._channels[model._n_targets:]
+
+
+def cmd_fit(a):
+    from tsrnn.estimator import TSRNNRegressor
+
+    df = read_table(a.data, a.time_col)
+    long = "unique_id" in df.columns
+    target = _split(a.target) or (["y"] if long else [])
+    if not target:
+        raise CLIError("--target is required for a wide CSV (the column to forecast).")
+    future_exog = _split(a.future_exog)
+    exog = list(dict.fromkeys(_split(a.exog) + future_exog))
+    df = _select(df, target, exog, long)
+    params = dict(cell=a.cell, hidden_size=a.hidden_size, num_layers=a.num_layers,
+                  lookback=a.lookback, horizon=a.horizon, strategy=a.strategy,
+                  max_epochs=a.max_epochs, batch_size=a.batch_size,
+                  learning_rate=a.learning_rate, random_state=a.random_state,
+                  freq=a.freq, verbose=int(a.progress))
+    if a.quantiles:
+        params["quantiles"] = a.quantiles
+    model = TSRNNRegressor(**params)
+    t0 = time.perf_counter()
+    model.fit(df, target=target, future_exog=future_exog or None)
+    secs = time.perf_counter() - t0
+    path = model.save(a.output)
+    val = model.validation_loss_curve_
+    best = f", best validation loss {min(val):.4g}" if val else ""
+    print(f"fitted {a.cell} on {len(model._ids)} series in {secs:.1f} s: "
+          f"{model.n_iter_} epochs (best {model.best_epoch_}){best} -> {path}")
+
+
+def _write_or_print(df, path, **kw):
+    if path:
+        df.to_csv(path, **kw)
+        print(f"wrote {len(df)} rows to {path}", file=sys.stderr)
+    else:
+        df.to_csv(sys.stdout, **kw)
+
+
+def cmd_predict(a):
+    model = _load_model(a.model)
+    target, exog = _model_columns(model)
+    df = read_table(a.data, a.time_col)
+    df = _select(df, target, exog, "unique_id" in df.columns)
+    if model._future_exog and not a.future:
+        raise CLIError(f"this model needs the known future values of "
+                       f"{model._future_exog}: pass --future FILE.csv with the "
+                       f"{model.horizon} forecast timestamps and those columns.")
+    future = read_table(a.future, a.time_col) if a.future else None
+    fc = model.predict(df, future=future, level=a.level or None)
+    _write_or_print(fc, a.output, index=model._kind != "long",
+                    index_label="ds" if model._kind != "long" else None)
+
+
+def cmd_backtest(a):
+    from tsrnn.backtesting import backtest
+
+    model = _load_model(a.model)
+    target, exog = _model_columns(model)
+    df = read_table(a.data, a.time_col)
+    df = _select(df, target, exog, "unique_id" in df.columns)
+    refit = {"always": True, "never": False}.get(a.refit)
+    if refit is None:
+        try:
+            refit = int(a.refit)
+        except ValueError:
+            raise CLIError(f"--refit must be always, never or a number; got {a.refit!r}.")
+    params = model.get_params()
+    params["verbose"] = 0
+    est = type(model)(**params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a per-window ConvergenceWarning is noise here
+        res = backtest(est, df, n_windows=a.windows, step=a.step, refit=refit,
+                       level=a.level or None, target=target,
+                       future_exog=model._future_exog or None)
+    print(res.metrics.to_string(float_format=lambda v: f"{v:.4g}"))
+    if a.output:
+        res.forecasts.to_csv(a.output, index=False)
+        print(f"wrote {len(res.forecasts)} forecast rows to {a.output}", file=sys.stderr)
+    if a.plot:
+        from tsrnn.plotting import plot_backtest
+
+        fig = plot_backtest(res, history=df).figure
+        fig.savefig(a.plot, dpi=120, bbox_inches="tight")
+        print(f"wrote {a.plot}", file=sys.stderr)
+
+
+def cmd_info(a):
+    from tsrnn.model_file import read_model_file
+
+    meta, arrays = read_model_file(a.model)
+    st = meta["state"]
+    p = meta["params"]
+    print(f"{a.model}: {meta['estimator']} (format {meta['format_version']}, "
+          f"written by tsrnn {meta['tsrnn_version']})")
+    print(f"  {p['cell']} hidden {p['hidden_size']} x {p['num_layers']} layer(s), "
+          f"lookback {p['lookback']}, horizon {p['horizon']}, strategy {p['strategy']}")
+    if st["mode"] == "pandas":
+        print(f"  targets {st['target_names']}, exogenous "
+              f"{st['channels'][st['n_targets']:]}, known future {st['future_exog']}")
+        print(f"  {len(st['ids'])} series, frequency "
+              f"{(st['freq'] or {}).get('value')}")
+    n_weights = sum(v.size for k, v in arrays.items() if k.startswith("net/"))
+    print(f"  {n_weights} weights, {len(st['loss_curve'])} epochs, best epoch "
+          f"{st['best_epoch']}")
+
+
+def build_parser():
+    from tsrnn import __version__
+
+    ap = argparse.ArgumentParser(
+        prog="tsrnn", description="Fit and use RNN/LSTM/GRU forecasters on CSV files.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--version", action="version", version=f"tsrnn {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(p):
+        p.add_argument("--time-col", help="time column of a wide CSV (default: the first)")
+
+    f = sub.add_parser("fit", help="fit a model on a CSV and save it",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    f.add_argument("data", help="CSV file")
+    f.add_argument("--target", help="column(s) to forecast, comma separated (long CSV: y)")
+    f.add_argument("--exog", help="exogenous input columns, comma separated")
+    f.add_argument("--future-exog", help="exogenous columns known in advance "
+                   "(their future values are passed to predict with --future)")
+    f.add_argument("--lookback", type=int, default=24)
+    f.add_argument("--horizon", type=int, default=1)
+    f.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm")
+    f.add_argument("--hidden-size", type=int, default=32)
+    f.add_argument("--num-layers", type=int, default=1)
+    f.add_argument("--strategy", choices=["direct", "recursive"], default="direct")
+    f.add_argument("--max-epochs", type=int, default=200)
+    f.add_argument("--batch-size", type=int, default=32)
+    f.add_argument("--learning-rate", type=float, default=3e-3)
+    f.add_argument("--quantiles", type=_floats, help="e.g. 0.1,0.5,0.9")
+    f.add_argument("--freq", help="frequency when it cannot be inferred (e.g. h, D, MS)")
+    f.add_argument("--random-state", type=int, default=0)
+    f.add_argument("--progress", action="store_true", help="show a progress bar")
+    f.add_argument("-o", "--output", required=True, help="model file to write")
+    common(f)
+    f.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("predict", help="forecast after the end of a CSV")
+    p.add_argument("model", help="model file written by tsrnn fit")
+    p.add_argument("data", help="CSV with the history (the columns used in fit)")
+    p.add_argument("--future", help="CSV with the known future values of the "
+                   "--future-exog columns, indexed by the forecast timestamps")
+    p.add_argument("--level", type=_floats, help="conformal interval levels, e.g. 80,95")
+    p.add_argument("-o", "--output", help="CSV to write (default: standard output)")
+    common(p)
+    p.set_defaults(func=cmd_predict)
+
+    b = sub.add_parser("backtest", help="rolling-origin evaluation with the model's "
+                       "settings")
+    b.add_argument("model", help="model file (its settings are refit per window)")
+    b.add_argument("data", help="CSV with the history")
+    b.add_argument("--windows", type=int, default=3, help="forecast origins (default 3)")
+    b.add_argument("--step", type=int, help="points between origins (default: horizon)")
+    b.add_argument("--refit", default="always", help="always, never, or every N windows")
+    b.add_argument("--level", type=_floats, help="conformal interval levels, e.g. 80")
+    b.add_argument("--plot", help="PNG to draw the windows into (needs matplotlib)")
+    b.add_argument("-o", "--output", help="CSV of all window forecasts")
+    common(b)
+    b.set_defaults(func=cmd_backtest)
+
+    i = sub.add_parser("info", help="describe a model file")
+    i.add_argument("model")
+    i.set_defaults(func=cmd_info)
+    return ap
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    return f"tsrnn: warning: {message}\n"
+
+
+def main(argv=None) -> int:
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    warnings.formatwarning = _one_line_warning
+    try:
+        args.func(args)
+    except (CLIError, ValueError, TypeError, KeyError, OSError, FloatingPointError,
+            ImportError) as e:
+        msg = str(e).strip().strip('"') or type(e).__name__
+        if isinstance(e, ImportError):
+            msg = f"{msg} (plots need: pip install 'tsrnn[plot]')"
+        print(f"tsrnn: error: {msg.splitlines()[0]}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # e.g. `tsrnn predict ... | head`: the reader is gone
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        print("tsrnn: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

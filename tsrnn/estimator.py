@@ -92,6 +92,14 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
     clip_norm : float or None, default=1.0
         Global gradient-norm clip.
     loss : {"mse", "mae", "huber"}, default="mse"
+    baseline : {"auto", "last", "seasonal"}, default="auto"
+        The network forecasts the change from a naive forecast: the last value
+        ("last"), the value one season earlier ("seasonal"), or whichever of the two
+        has the smaller error on the training data ("auto"; seasonal is a candidate
+        only when ``season_length <= lookback``). Pandas input only.
+    season_length : int or None, default=None
+        Season of the seasonal baseline; None takes it from the frequency
+        (monthly 12, quarterly 4, hourly 24, daily 7, ...).
     quantiles : list of float in (0, 1) or None, default=None
         Train one network on the pinball loss for all these quantiles (``loss`` is
         then not used) and forecast them all; outputs are sorted so quantiles never
@@ -142,6 +150,8 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         "clip_norm": [Interval(numbers.Real, 0, None, closed="neither"), None],
         "loss": [StrOptions({"mse", "mae", "huber"})],
         "quantiles": ["array-like", None],
+        "baseline": [StrOptions({"auto", "last", "seasonal"})],
+        "season_length": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
         "patience": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -157,7 +167,8 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
     def __init__(self, cell="lstm", hidden_size=32, num_layers=1, bidirectional=False,
                  dropout=0.0, lookback=24, horizon=1, strategy="direct", tbptt_steps=None,
                  batch_size=32, max_epochs=200, learning_rate=3e-3, optimizer="adam",
-                 weight_decay=0.0, clip_norm=1.0, loss="mse", quantiles=None, early_stopping=True,
+                 weight_decay=0.0, clip_norm=1.0, loss="mse", quantiles=None,
+                 baseline="auto", season_length=None, early_stopping=True,
                  validation_fraction=0.1, patience=20, scaler="standard", missing="raise",
                  freq=None, random_state=None, device="cpu", verbose=0, warm_start=False):
         self.cell = cell
@@ -177,6 +188,8 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         self.clip_norm = clip_norm
         self.loss = loss
         self.quantiles = quantiles
+        self.baseline = baseline
+        self.season_length = season_length
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.patience = patience
@@ -393,11 +406,17 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         K, nt = len(fut_cols), panel.n_targets
         lookback = self.lookback
 
+        # The network forecasts the change from a naive baseline (in scaled units):
+        # the last observed value, or the value one season earlier when that is the
+        # better naive forecast on this data. This keeps trending and seasonal
+        # series sane with little data.
+        if not (incremental and hasattr(self, "net_")):
+            self._n_targets = nt
+            self._season = self._choose_season(values, panel, out_steps, bad)
+
         def get_batch(idx):
             x, yw, f = D.gather_windows(values, starts[idx], lookback, out_steps, nt, fut_cols)
-            # Forecast the change from the last observed value (in scaled units): a
-            # naive forecast is the starting point, which keeps trending series sane.
-            yw = yw - x[:, -1:, :nt]
+            yw = yw - self._baseline(x, out_steps)
             return x, yw.reshape(len(idx), -1), f.reshape(len(idx), -1)
 
         self._mode = "pandas"
@@ -430,6 +449,52 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
             if cal_starts.size:
                 self._conformal_scores = self._abs_errors(values, cal_starts)
         return self
+
+    def _choose_season(self, values, panel, steps, bad):
+        """The lag of the naive baseline: 0 (last value) or the season length m."""
+        from tsrnn.backtesting import season_length_for
+
+        m = self.season_length if isinstance(self.season_length, numbers.Integral) \
+            else season_length_for(panel.freq)
+        if self.baseline == "last" or m <= 1:
+            if self.baseline == "seasonal":
+                raise ValueError("baseline='seasonal' needs a season: pass season_length= "
+                                 "(the frequency gives none).")
+            return 0
+        if m > self.lookback:
+            if self.baseline == "seasonal":
+                raise ValueError(f"baseline='seasonal' needs lookback >= season_length; "
+                                 f"got lookback={self.lookback}, season_length={m}.")
+            return 0
+        if self.baseline == "seasonal":
+            return int(m)
+        # "auto": the naive forecast with the smaller in-sample error over the horizon
+        nt = panel.n_targets
+        err = {0: [], m: []}
+        h = np.arange(1, steps + 1)
+        for i in range(panel.n_series):
+            v = values[panel.indptr[i] : panel.indptr[i + 1], :nt].astype(np.float64)
+            if bad is not None:
+                v = np.where(bad[panel.indptr[i] : panel.indptr[i + 1], None], np.nan, v)
+            t = np.arange(self.lookback - 1, len(v) - steps)  # forecast origins
+            if t.size == 0:
+                continue
+            target = v[t[:, None] + h]
+            err[0].append(np.abs(target - v[t][:, None]))
+            lag = t[:, None] + h - m * np.ceil(h / m).astype(int)
+            err[m].append(np.abs(target - v[lag]))
+        if not err[0]:
+            return 0
+        e_last = np.nanmean(np.concatenate([e.ravel() for e in err[0]]))
+        e_seas = np.nanmean(np.concatenate([e.ravel() for e in err[m]]))
+        return int(m) if e_seas < e_last else 0
+
+    def _baseline(self, x, steps):
+        """Naive forecast for ``steps`` steps after windows ``x``: (n, steps, targets)."""
+        nt, L, m = self._n_targets, x.shape[1], getattr(self, "_season", 0)
+        if m == 0:
+            return np.repeat(x[:, -1:, :nt], steps, axis=1)
+        return x[:, L - m + (np.arange(steps) % m), :nt]
 
     def _abs_errors(self, values, starts):
         """|actual - point forecast| in scaled units, (n_windows, horizon, targets),
@@ -628,20 +693,19 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         (recursive)."""
         nt, H, Q = self._n_targets, self.horizon, self._n_quantiles
         n = len(xs)
-        last = xs[:, -1, :nt]
         if self.strategy == "direct":
             pred = np.empty((n, H * nt * Q), np.float32)
             flat = futs.reshape(n, -1)
             for lo in range(0, n, 4096):
                 pred[lo : lo + 4096], _ = self.net_.forward(
                     np.ascontiguousarray(xs[lo : lo + 4096]), flat[lo : lo + 4096])
-            pred = pred.reshape(n, H, nt, Q) + last[:, None, :, None]
+            pred = pred.reshape(n, H, nt, Q) + self._baseline(xs, H)[..., None]
             return np.sort(pred, axis=-1) if Q > 1 else pred
         pred = np.empty((n, H, nt, 1), np.float32)
         window = np.array(xs, dtype=np.float32)
         for h in range(H):
             p, _ = self.net_.forward(np.ascontiguousarray(window), futs[:, h, :])
-            step = p.reshape(n, nt) + window[:, -1, :nt]
+            step = p.reshape(n, nt) + self._baseline(window, 1)[:, 0]
             pred[:, h, :, 0] = step
             nxt = np.empty((n, 1, window.shape[2]), np.float32)
             nxt[:, 0, :nt] = step
@@ -769,6 +833,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
                 "bit_generator": type(rng.bit_generator).__name__,
                 "state": rng.bit_generator.state},
             "quantiles": list(getattr(self, "_quantiles", [])),
+            "season": int(getattr(self, "_season", 0)),
             "n_features_in": int(self.n_features_in_),
             "feature_names_in": (None if not hasattr(self, "feature_names_in_")
                                  else [_plain(c) for c in self.feature_names_in_]),
@@ -829,6 +894,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
                          "best": float(state["best"]), "best_epoch": self.best_epoch_,
                          "stopped": bool(state["stopped"])}
         self._quantiles = [float(q) for q in state["quantiles"]]
+        self._season = int(state.get("season", 0))
         self.n_features_in_ = int(state["n_features_in"])
         if state["feature_names_in"] is not None:
             self.feature_names_in_ = np.asarray(state["feature_names_in"], dtype=object)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import os
 
 import numpy as np
 import pandas as pd
@@ -117,6 +118,12 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         that touch them (a forecast from a window with a gap is still refused).
     freq : str or None, default=None
         Frequency of the time index when it cannot be inferred.
+    checkpoint_path : str or path or None, default=None
+        Save the model (weights, optimizer state, random generator, curves) to this
+        file every ``checkpoint_every`` epochs, atomically. When the file exists,
+        ``fit`` resumes from it (the continuation is the same, bit for bit, as an
+        uninterrupted run); a finished run is not repeated.
+    checkpoint_every : int, default=1
     random_state : int, Generator or None, default=None
     device : {"cpu", "cuda", "auto"}, default="cpu"
     verbose : int, default=0
@@ -158,6 +165,8 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         "scaler": [StrOptions({"standard", "minmax", "robust"}), None],
         "missing": [StrOptions({"raise", "skip"})],
         "freq": [str, None],
+        "checkpoint_path": [str, os.PathLike, None],
+        "checkpoint_every": [Interval(numbers.Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "device": [StrOptions({"cpu", "cuda", "auto"})],
         "verbose": ["verbose"],
@@ -170,7 +179,8 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
                  weight_decay=0.0, clip_norm=1.0, loss="mse", quantiles=None,
                  baseline="auto", season_length=None, early_stopping=True,
                  validation_fraction=0.1, patience=20, scaler="standard", missing="raise",
-                 freq=None, random_state=None, device="cpu", verbose=0, warm_start=False):
+                 freq=None, checkpoint_path=None, checkpoint_every=1, random_state=None,
+                 device="cpu", verbose=0, warm_start=False):
         self.cell = cell
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -196,6 +206,8 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         self.scaler = scaler
         self.missing = missing
         self.freq = freq
+        self.checkpoint_path = checkpoint_path
+        self.checkpoint_every = checkpoint_every
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
@@ -250,6 +262,11 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         train_idx = np.concatenate(train_idx)
         val_idx = np.concatenate(val_idx)
         reuse = (self.warm_start or incremental) and hasattr(self, "net_")
+        resume_best = None
+        if self.checkpoint_path is not None and not incremental:
+            resume_best = self._resume_from_checkpoint()
+            if resume_best is not None:
+                reuse, rng = True, self._rng_state
         if not reuse:
             self.net_ = self._make_net(n_inputs, n_out, n_future, rng)
             self._history = None
@@ -264,18 +281,81 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
             trainer.opt.load_state_dict(self._opt_state)
         history = self._history if reuse else None
         epochs = 1 if incremental else self.max_epochs
+        if resume_best is not None:
+            epochs = self.max_epochs - len(history["loss"])
+            if history.get("stopped") or epochs <= 0:
+                self.net_.params.update(resume_best)  # finished run: its best weights
+                return
+        callback = None
+        if self.checkpoint_path is not None:
+            def callback(h, best_params):
+                done = len(h["loss"])
+                if done % self.checkpoint_every and not h["stopped"] \
+                        and done != self.max_epochs:
+                    return
+                self._opt_state, self._rng_state = trainer.opt.state_dict(), rng
+                self._set_history(h)
+                meta, arrays = self._export_state()
+                arrays.update({f"best/{k}": v for k, v in best_params.items()})
+                write_model_file(self.checkpoint_path, meta, arrays)
         try:
-            history = trainer.fit(train_idx, val_idx, max_epochs=epochs,
-                                  patience=self.patience if not incremental else 10**9,
-                                  history=history, warn=not incremental)
+            trainer.fit(train_idx, val_idx, max_epochs=epochs,
+                        patience=self.patience if not incremental else 10**9,
+                        history=history, warn=not incremental, best_params=resume_best,
+                        on_epoch_end=callback)
         finally:
+            # Also after an error (divergence): the model stays usable with its last
+            # finite weights and the curves so far.
             self._opt_state = trainer.opt.state_dict()
             self._rng_state = rng
+            self._set_history(trainer.history)
+
+    def _set_history(self, history):
         self._history = history
         self.loss_curve_ = list(history["loss"])
         self.validation_loss_curve_ = list(history["val_loss"])
         self.best_epoch_ = int(history["best_epoch"])
         self.n_iter_ = len(self.loss_curve_)
+
+    # Parameters that may change between a checkpoint and the fit resuming from it.
+    _RESUMABLE_CHANGES = frozenset({"max_epochs", "verbose", "checkpoint_every",
+                                    "checkpoint_path", "patience"})
+
+    def _resume_from_checkpoint(self):
+        """Restore weights, optimizer, random generator and curves from
+        ``checkpoint_path`` if it exists; returns the best weights so far (None when
+        there is no checkpoint). Refuses a checkpoint of other parameters or data."""
+        from pathlib import Path
+
+        path = Path(self.checkpoint_path)
+        if not path.exists():
+            return None
+        meta, arrays = read_model_file(path)
+        mine = self._json_params()
+        diff = sorted(k for k in mine if k not in self._RESUMABLE_CHANGES
+                      and meta["params"].get(k) != mine[k])
+        if diff:
+            raise ValueError(
+                f"The checkpoint {path} was written with other values of {diff}; delete "
+                "it or pass another checkpoint_path to start afresh."
+            )
+        state = meta["state"]
+        same_data = state["mode"] == self._mode and (
+            (state.get("channels") == [_plain(c) for c in self._channels]
+             and state.get("ids") == [_plain(u) for u in self._ids]
+             and np.array_equal(arrays["scaler_loc"],
+                                np.stack([self._scaler_params[u][0] for u in self._ids]))
+             and np.array_equal(arrays["scaler_scale"],
+                                np.stack([self._scaler_params[u][1] for u in self._ids])))
+            if self._mode == "pandas" else
+            np.array_equal(arrays["x_loc"], self._x_loc)
+            and np.array_equal(arrays["y_loc"], self._y_loc))
+        if not same_data:
+            raise ValueError(f"The checkpoint {path} was made on other data (columns, "
+                             "series or values differ); delete it or pass another "
+                             "checkpoint_path.")
+        self._import_state(state, arrays)
+        return {k[5:]: v for k, v in arrays.items() if k.startswith("best/")}
 
     # ---------------------------------------------------------------------- fit
     def fit(self, X, y=None, *, target=None, future_exog=None):
@@ -807,13 +887,20 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
             raise ModelFileError(f"{path} is not a valid tsrnn model file: {e!r}") from None
         return est
 
-    def _export_state(self):
+    def _json_params(self):
         params = self.get_params()
         if not (params["random_state"] is None
                 or isinstance(params["random_state"], numbers.Integral)):
             params["random_state"] = None  # generator objects are not saved
-        params = {k: (int(v) if isinstance(v, numbers.Integral) and not isinstance(v, bool)
-                      else v) for k, v in params.items()}
+        if params["quantiles"] is not None:
+            params["quantiles"] = [float(q) for q in np.ravel(params["quantiles"])]
+        if params["checkpoint_path"] is not None:
+            params["checkpoint_path"] = str(params["checkpoint_path"])
+        return {k: (int(v) if isinstance(v, numbers.Integral) and not isinstance(v, bool)
+                    else v) for k, v in params.items()}
+
+    def _export_state(self):
+        params = self._json_params()
         arrays = {f"net/{k}": v for k, v in self.net_.params.items()}
         opt = dict(self._opt_state or {})
         opt_t = int(opt.pop("t", 0))
@@ -828,6 +915,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
             "best_epoch": int(self.best_epoch_),
             "best": float(h.get("best", np.inf)),
             "stopped": bool(h.get("stopped", False)),
+            "stale": int(h.get("stale", 0)),
             "optimizer_t": opt_t,
             "rng": None if rng is None else {
                 "bit_generator": type(rng.bit_generator).__name__,
@@ -892,7 +980,8 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         self._history = {"loss": list(self.loss_curve_),
                          "val_loss": list(self.validation_loss_curve_),
                          "best": float(state["best"]), "best_epoch": self.best_epoch_,
-                         "stopped": bool(state["stopped"])}
+                         "stopped": bool(state["stopped"]),
+                         "stale": int(state.get("stale", 0))}
         self._quantiles = [float(q) for q in state["quantiles"]]
         self._season = int(state.get("season", 0))
         self.n_features_in_ = int(state["n_features_in"])

@@ -167,7 +167,8 @@ class Trainer:
             x, y, fut = self.get_batch(b)
             pred, ctx = self.net.forward(x, fut, training=True, rng=self.rng,
                                          tbptt_steps=self.tbptt_steps)
-            loss, dpred = loss_and_grad(self.loss, pred, y, self.quantiles)
+            with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+                loss, dpred = loss_and_grad(self.loss, pred, y, self.quantiles)
             if not np.isfinite(loss):
                 raise FloatingPointError(
                     f"The training loss became non-finite at epoch {epoch}. Lower "
@@ -197,13 +198,23 @@ class Trainer:
         return total / max(count, 1)
 
     def fit(self, train_idx, val_idx, *, max_epochs, patience, tol=1e-4, history=None,
-            warn=True):
-        """Train; returns a dict of curves, best epoch, epochs run, and whether it stopped
-        early. Monitors the validation loss when there is a validation set, else the
-        training loss."""
-        h = history or {"loss": [], "val_loss": [], "best": np.inf, "best_epoch": 0}
-        best_params = {k: v.copy() for k, v in self.net.params.items()}
-        stale = 0
+            warn=True, best_params=None, on_epoch_end=None):
+        """Train up to ``max_epochs`` more epochs; returns the history dict (curves,
+        best loss and epoch, epochs without improvement, whether it stopped early).
+        Monitors the validation loss when there is a validation set, else the
+        training loss.
+
+        ``history`` and ``best_params`` continue an earlier run (a checkpoint);
+        ``on_epoch_end(history, best_params)`` runs after every epoch. The live
+        history is also ``self.history``, so a caller still has it after an error.
+        """
+        h = history or {"loss": [], "val_loss": [], "best": np.inf, "best_epoch": 0,
+                        "stale": 0}
+        h.setdefault("stale", 0)
+        self.history = h
+        if best_params is None:
+            best_params = {k: v.copy() for k, v in self.net.params.items()}
+        self.best_params = best_params
         stopped = False
         start = len(h["loss"])
         bar = self.progress(total=max_epochs) if self.progress else None
@@ -213,7 +224,7 @@ class Trainer:
                 try:
                     loss = self.train_epoch(train_idx, epoch)
                 except FloatingPointError:
-                    self.net.params.update(prev)
+                    self.net.params.update(prev)  # the last finite weights
                     raise
                 h["loss"].append(loss)
                 monitored = loss
@@ -228,12 +239,16 @@ class Trainer:
                 if monitored < threshold:
                     h["best"], h["best_epoch"] = monitored, epoch
                     best_params = {k: v.copy() for k, v in self.net.params.items()}
-                    stale = 0
+                    self.best_params = best_params
+                    h["stale"] = 0
                 else:
-                    stale += 1
-                    if stale >= patience:
-                        stopped = True
-                        break
+                    h["stale"] += 1
+                stopped = h["stale"] >= patience
+                h["stopped"] = stopped
+                if on_epoch_end is not None:
+                    on_epoch_end(h, best_params)
+                if stopped:
+                    break
         except KeyboardInterrupt:
             warnings.warn("fit interrupted: keeping the best weights so far.", UserWarning,
                           stacklevel=3)

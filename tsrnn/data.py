@@ -151,7 +151,24 @@ def _check_matches(index, expected, where):
         )
 
 
+# Largest magnitude accepted: the forecast is un-scaled in float64 (max 1.8e308), so
+# values near that limit would overflow; nothing real is that large.
+MAX_ABS_VALUE = 1e300
+
+
 def check_finite(values: np.ndarray, channels, index, where: str, missing: str = "raise"):
+    with np.errstate(invalid="ignore"):
+        huge = np.abs(values) > MAX_ABS_VALUE
+    huge &= np.isfinite(values)
+    if huge.any():
+        rows, cols = np.nonzero(huge)
+        first = int(np.argmin(rows))
+        row, col = rows[first], cols[first]
+        raise ValueError(
+            f"Column {channels[col]!r} of {where} has a value too large to forecast "
+            f"({values[row, col]:g}) at {index[row]} (row {row}); |values| must be at "
+            f"most {MAX_ABS_VALUE:g}. Rescale the column."
+        )
     bad = ~np.isfinite(values)
     if not bad.any():
         return
@@ -193,6 +210,9 @@ def pack(X, *, target=None, exog=None, freq=None, missing="raise", id_col="uniqu
         raise TypeError(f"X must be a pandas Series or DataFrame. Got {type(X).__name__}.")
     if X.shape[0] == 0:
         raise ValueError("X is empty (0 rows).")
+    if X.columns.has_duplicates:
+        dup = list(dict.fromkeys(X.columns[X.columns.duplicated()]))
+        raise ValueError(f"X has duplicated column names {dup}; rename them.")
 
     if kind == "long":
         value_cols = [c for c in X.columns if c not in (id_col, time_col)]
@@ -274,6 +294,11 @@ def fit_scaler(values: np.ndarray, indptr: np.ndarray, kind):
         return loc, scale
     for i in range(n):
         v = values[indptr[i] : indptr[i + 1]]
+        # Work on v / max|v| so that squares of huge values cannot overflow.
+        with np.errstate(all="ignore"):
+            big = np.nanmax(np.abs(v), axis=0) if len(v) else np.ones(C)
+        big = np.where(np.isfinite(big) & (big > 0), big, 1.0)
+        v = v / big
         if kind == "standard":
             lo, sc = np.nanmean(v, axis=0), np.nanstd(v, axis=0)
         elif kind == "minmax":
@@ -282,8 +307,10 @@ def fit_scaler(values: np.ndarray, indptr: np.ndarray, kind):
         else:  # robust
             q1, med, q3 = np.nanpercentile(v, [25, 50, 75], axis=0)
             lo, sc = med, q3 - q1
-        sc = np.where(np.isfinite(sc) & (sc > 1e-12 * np.maximum(1, np.abs(lo))), sc, 1.0)
-        loc[i], scale[i] = np.where(np.isfinite(lo), lo, 0.0), sc
+        ok = np.isfinite(sc) & (sc > 1e-12 * np.maximum(1, np.abs(lo)))
+        lo = np.where(np.isfinite(lo), lo, 0.0) * big
+        # A constant channel keeps unit scale in its own units (never 0).
+        loc[i], scale[i] = lo, np.where(ok, sc * big, np.maximum(big, 1e-300))
     return loc, scale
 
 

@@ -1,0 +1,162 @@
+"""Property-based tests: random frames thrown at fit and predict.
+
+The only outcomes allowed: a correct (finite, well-shaped) forecast, or a ValueError
+/ TypeError whose message says something. Never a crash inside compiled code, never
+a NaN forecast, never a modified input.
+"""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from tsrnn import TSRNNRegressor
+
+FAST = dict(lookback=3, horizon=2, hidden_size=4, max_epochs=2, random_state=0)
+
+DTYPES = ["float64", "float32", "float16", "int64", "int8", "bool", "object", "category"]
+SPECIALS = [np.nan, np.inf, -np.inf, 1e300, -1e300, 1e-300, 0.0, 1e38, 3e38]
+
+
+@st.composite
+def frames(draw):
+    # About half the frames are well formed (numeric, regular index, long enough),
+    # so fit and predict themselves get exercised, not only the validation.
+    clean = draw(st.booleans())
+    n = draw(st.integers(6, 40)) if clean else \
+        draw(st.one_of(st.just(0), st.just(1), st.integers(2, 40)))
+    n_cols = draw(st.integers(1, 3))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
+    cols = {}
+    for j in range(n_cols):
+        dtype = draw(st.sampled_from(DTYPES[:6] if clean else DTYPES))
+        mag = draw(st.sampled_from([1e-300, 1e-6, 1.0, 1e6, 1e30, 1e300]))
+        v = rng.standard_normal(n) * mag
+        if not clean and draw(st.booleans()) and n:
+            k = draw(st.integers(1, max(1, n // 4)))
+            v[rng.integers(0, n, k)] = draw(st.sampled_from(SPECIALS))
+        if dtype == "object":
+            col = pd.Series([f"x{i}" for i in range(n)] if draw(st.booleans())
+                            else list(v), dtype=object)
+        elif dtype == "category":
+            col = pd.Series(pd.Categorical(rng.integers(0, 3, n)))
+        elif dtype == "bool":
+            col = pd.Series(v > 0)
+        else:
+            with np.errstate(all="ignore"):
+                col = pd.Series(v).astype(dtype) if dtype.startswith("float") else \
+                    pd.Series(np.nan_to_num(np.clip(v, -100, 100)).astype(dtype))
+        # mostly distinct names (an int among them), now and then a duplicate
+        name = "y" if j == 0 else draw(st.sampled_from(
+            [f"x{j}", j] if clean else [f"x{j}", f"x{j}", j, "y"]))
+        cols[j] = (name, col)
+    data = pd.concat([c for _, c in cols.values()], axis=1) if cols else pd.DataFrame()
+    data.columns = [nm for nm, _ in cols.values()]
+    kind = draw(st.sampled_from(
+        ["daily", "tz", "range", "period", "hourly"] if clean else
+        ["daily", "tz", "range", "dup", "unsorted", "irregular", "period", "strings",
+         "hourly"]))
+    if kind == "daily":
+        idx = pd.date_range("2020-01-01", periods=n, freq="D")
+    elif kind == "hourly":
+        idx = pd.date_range("2020-01-01", periods=n, freq="h")
+    elif kind == "tz":
+        idx = pd.date_range("2020-03-28", periods=n, freq="h", tz="Europe/Paris")
+    elif kind == "range":
+        idx = pd.RangeIndex(n)
+    elif kind == "period":
+        idx = pd.period_range("2000-01", periods=n, freq="M")
+    elif kind == "strings":
+        idx = pd.Index([f"t{i}" for i in range(n)])
+    else:
+        base = pd.date_range("2020-01-01", periods=n, freq="D")
+        if n >= 3 and kind == "dup":
+            base = base.delete(1).insert(1, base[0])
+        elif n >= 3 and kind == "unsorted":
+            base = base[[1, 0] + list(range(2, n))]
+        elif n >= 3:
+            base = base.delete(n // 2).append(pd.DatetimeIndex([base[-1] + pd.Timedelta("3D")]))
+        idx = base
+    data.index = idx
+    as_long = draw(st.booleans()) and n > 0
+    if as_long:
+        data = data.reset_index(drop=True)
+        data.insert(0, "ds", idx if not isinstance(idx, pd.PeriodIndex) else idx.to_timestamp())
+        data.insert(0, "unique_id", draw(st.sampled_from([0, "s"])))
+    return data
+
+
+def _check_message(e):
+    assert len(str(e)) > 15, f"unclear error: {e!r}"
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(frames())
+def test_fit_and_predict_on_random_frames(df):
+    before = df.copy(deep=True)
+    model = TSRNNRegressor(**FAST)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(df)
+    except (ValueError, TypeError) as e:
+        event(f"fit refused: {type(e).__name__}: {str(e)[:25]}")
+        _check_message(e)
+        pd.testing.assert_frame_equal(df, before)
+        return
+    event("fitted")
+    pd.testing.assert_frame_equal(df, before)
+    try:
+        fc = model.predict()
+    except (ValueError, TypeError) as e:
+        _check_message(e)
+        return
+    values = fc.select_dtypes("number").to_numpy()
+    assert np.isfinite(values).all()
+    n_series = df["unique_id"].nunique() if "unique_id" in df.columns else 1
+    assert len(fc) == FAST["horizon"] * n_series
+    # the same frame given as new history forecasts the same
+    try:
+        again = model.predict(df)
+    except (ValueError, TypeError) as e:
+        _check_message(e)
+        return
+    assert np.isfinite(again.select_dtypes("number").to_numpy()).all()
+    pd.testing.assert_frame_equal(df, before)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.integers(1, 30), st.integers(1, 4), st.sampled_from(["nan", "inf", "ok", "big"]))
+def test_arrays_in_arrays_out_or_a_clear_error(n, lookback, special):
+    rng = np.random.default_rng(n)
+    X = rng.standard_normal((n, lookback, 2))
+    y = rng.standard_normal(n)
+    if special == "nan":
+        X[0, 0, 0] = np.nan
+    elif special == "inf":
+        y[-1] = np.inf
+    elif special == "big":
+        X *= 1e300
+    Xc, yc = X.copy(), y.copy()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            p = TSRNNRegressor(hidden_size=4, max_epochs=2, random_state=0).fit(X, y).predict(X)
+    except (ValueError, TypeError) as e:
+        _check_message(e)
+    else:
+        assert p.shape == (n,) and np.isfinite(p).all()
+    np.testing.assert_array_equal(X, Xc)
+    np.testing.assert_array_equal(y, yc)
+
+
+def test_float16_and_int_columns_fit():
+    idx = pd.date_range("2020-01-01", periods=30, freq="D")
+    df = pd.DataFrame({"y": np.arange(30, dtype=np.float16), "x": np.arange(30) % 7}, index=idx)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fc = TSRNNRegressor(**FAST).fit(df, target="y").predict()
+    assert fc.shape == (2, 1) and np.isfinite(fc.to_numpy()).all()

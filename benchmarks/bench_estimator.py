@@ -129,7 +129,9 @@ def available():
 
 def quiet_logs():
     for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "darts",
-                 "neuralforecast", "lightning_fabric"):
+                 "neuralforecast", "lightning_fabric",
+                 "lightning.pytorch.utilities.rank_zero",
+                 "pytorch_lightning.utilities.rank_zero", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.simplefilter("ignore")
 

@@ -559,6 +559,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
             t = np.arange(self.lookback - 1, len(v) - steps)  # forecast origins
             if t.size == 0:
                 continue
+            t = t[:: max(1, t.size // 20000)]  # a sample decides as well as all
             target = v[t[:, None] + h]
             err[0].append(np.abs(target - v[t][:, None]))
             lag = t[:, None] + h - m * np.ceil(h / m).astype(int)
@@ -576,13 +577,25 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
             return np.repeat(x[:, -1:, :nt], steps, axis=1)
         return x[:, L - m + (np.arange(steps) % m), :nt]
 
+    # Conformal quantiles need a few thousand scores at most; more would only grow
+    # the model (and its file) with the data.
+    _MAX_CONFORMAL_WINDOWS = 5000
+
     def _abs_errors(self, values, starts):
         """|actual - point forecast| in scaled units, (n_windows, horizon, targets),
-        for forecasts made from the windows starting at ``starts`` (one batch)."""
-        x, y, f = D.gather_windows(values, starts, self.lookback, self.horizon,
-                                   self._n_targets, self._fut_cols)
-        point = self._point(self._predict_scaled(x, f))
-        return np.abs(y.astype(np.float64) - point)
+        for forecasts made from the windows starting at ``starts`` (batched; at most
+        ``_MAX_CONFORMAL_WINDOWS`` windows, evenly spread, are used)."""
+        if starts.size > self._MAX_CONFORMAL_WINDOWS:
+            pick = np.linspace(0, starts.size - 1, self._MAX_CONFORMAL_WINDOWS)
+            starts = starts[np.round(pick).astype(np.int64)]
+        out = []
+        rows = self.net_.inference_rows(self.lookback)
+        for lo in range(0, starts.size, rows):
+            x, y, f = D.gather_windows(values, starts[lo : lo + rows], self.lookback,
+                                       self.horizon, self._n_targets, self._fut_cols)
+            point = self._point(self._predict_scaled(x, f))
+            out.append(np.abs(y.astype(np.float64) - point))
+        return np.concatenate(out)
 
     def _point(self, pred4):
         """(n, H, targets, Q) -> (n, H, targets): the 0.5 quantile, else the mean."""
@@ -626,10 +639,11 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
                                  "pandas data; for arrays use quantiles=.")
             Q = self._n_quantiles
             out = np.empty((len(xs), len(self._y_loc) * Q))
-            for lo in range(0, len(xs), 4096):
-                xb = np.ascontiguousarray(xs[lo : lo + 4096])
+            rows = self.net_.inference_rows(xs.shape[1])
+            for lo in range(0, len(xs), rows):
+                xb = np.ascontiguousarray(xs[lo : lo + rows])
                 p, _ = self.net_.forward(xb, np.zeros((len(xb), 0), np.float32))
-                out[lo : lo + 4096] = p
+                out[lo : lo + rows] = p
             out = out.reshape(len(xs), -1, Q)
             if Q > 1:
                 out = np.sort(out, axis=-1)
@@ -769,16 +783,17 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
     def _predict_scaled(self, xs, futs):
         """Forecasts in scaled units from windows ``xs`` (n, lookback, channels) and
         known futures ``futs`` (n, horizon, k): (n, horizon, targets, Q), Q = 1
-        without quantiles. One batched forward per 4096 windows (direct) or per step
+        without quantiles. Batched forwards over many windows (direct) or per step
         (recursive)."""
         nt, H, Q = self._n_targets, self.horizon, self._n_quantiles
         n = len(xs)
         if self.strategy == "direct":
             pred = np.empty((n, H * nt * Q), np.float32)
             flat = futs.reshape(n, -1)
-            for lo in range(0, n, 4096):
-                pred[lo : lo + 4096], _ = self.net_.forward(
-                    np.ascontiguousarray(xs[lo : lo + 4096]), flat[lo : lo + 4096])
+            rows = self.net_.inference_rows(xs.shape[1])
+            for lo in range(0, n, rows):
+                pred[lo : lo + rows], _ = self.net_.forward(
+                    np.ascontiguousarray(xs[lo : lo + rows]), flat[lo : lo + rows])
             pred = pred.reshape(n, H, nt, Q) + self._baseline(xs, H)[..., None]
             return np.sort(pred, axis=-1) if Q > 1 else pred
         pred = np.empty((n, H, nt, 1), np.float32)

@@ -58,6 +58,13 @@ class RecurrentNet:
                 "bidirectional": self.bidirectional, "dropout": self.dropout,
                 "nonlinearity": self.nonlinearity}
 
+    def inference_rows(self, steps: int, budget_bytes: int = 64 << 20) -> int:
+        """How many windows of ``steps`` steps one inference forward may take: the
+        kernels keep every step's gates and states, (steps, rows, ~7 * hidden) floats
+        per direction and layer, so long windows get smaller chunks."""
+        per_row = steps * 7 * self.hidden_size * self.dirs * 4
+        return int(max(16, min(4096, budget_bytes // max(per_row, 1))))
+
     def rnn_params(self):
         return {k: self.params[k] for k in self.rnn_keys}
 
@@ -142,6 +149,17 @@ def clip_by_global_norm(grads: dict, max_norm) -> float:
     return total
 
 
+def _caused_by_interrupt(exc) -> bool:
+    """Whether a KeyboardInterrupt is somewhere in the cause chain of ``exc``."""
+    seen = 0
+    while exc is not None and seen < 100:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
 class Trainer:
     """Runs epochs over windows given by index; records the curves."""
 
@@ -190,8 +208,13 @@ class Trainer:
 
     def evaluate(self, idx: np.ndarray) -> float:
         total, count = 0.0, 0
-        for lo in range(0, len(idx), 1024):
-            x, y, fut = self.get_batch(idx[lo : lo + 1024])
+        rows = None
+        lo = 0
+        while lo < len(idx):
+            if rows is None:  # from the first window's length
+                rows = self.net.inference_rows(self.get_batch(idx[:1])[0].shape[1])
+            x, y, fut = self.get_batch(idx[lo : lo + rows])
+            lo += rows
             pred, _ = self.net.forward(x, fut)
             total += loss_and_grad(self.loss, pred, y, self.quantiles)[0] * len(x)
             count += len(x)
@@ -249,7 +272,11 @@ class Trainer:
                     on_epoch_end(h, best_params)
                 if stopped:
                     break
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, SystemError) as e:
+            # Ctrl-C that lands inside a compiled kernel surfaces as a SystemError
+            # ("returned a result with an exception set") caused by the interrupt.
+            if isinstance(e, SystemError) and not _caused_by_interrupt(e):
+                raise
             warnings.warn("fit interrupted: keeping the best weights so far.", UserWarning,
                           stacklevel=3)
             stopped = True

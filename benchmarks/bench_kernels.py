@@ -62,21 +62,22 @@ class TsrnnModel:
 
 
 class TorchModel:
-    def __init__(self, cell, H, seed=0):
+    def __init__(self, cell, H, seed=0, device="cpu"):
         import torch
 
         torch.manual_seed(seed)
         cls = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]
         self.torch = torch
-        self.rnn = cls(1, H, batch_first=True)
-        self.head = torch.nn.Linear(H, 1)
+        self.device = device
+        self.rnn = cls(1, H, batch_first=True).to(device)
+        self.head = torch.nn.Linear(H, 1).to(device)
         self.opt = torch.optim.Adam(list(self.rnn.parameters()) + list(self.head.parameters()),
                                     lr=1e-3)
 
     def train_epoch(self, X, Y, B, rng):
         torch = self.torch
-        Xt, Yt = torch.from_numpy(X), torch.from_numpy(Y)
-        order = torch.from_numpy(rng.permutation(len(X)))
+        Xt, Yt = torch.from_numpy(X).to(self.device), torch.from_numpy(Y).to(self.device)
+        order = torch.from_numpy(rng.permutation(len(X))).to(self.device)
         for lo in range(0, len(X), B):
             idx = order[lo : lo + B]
             out, _ = self.rnn(Xt[idx])
@@ -84,6 +85,8 @@ class TorchModel:
             self.opt.zero_grad()
             loss.backward()
             self.opt.step()
+        if self.device != "cpu":
+            torch.cuda.synchronize()
 
     def predict1(self, x):
         with self.torch.inference_mode():

@@ -31,21 +31,25 @@ def resolve_device(device: str, *, name: str = "device") -> str:
         return "cpu"
     if device == "auto":
         return "cuda" if _cuda_backend_ready() else "cpu"
+    _require_cuda()
+    return "cuda"
+
+
+def _cuda_backend_ready() -> bool:
+    """A GPU the kernels can use. "auto" never picks numba's CUDA *simulator*
+    (NUMBA_ENABLE_CUDASIM=1, for tests): it is thousands of times slower than the
+    CPU kernels; device="cuda" does run on it."""
+    if not cuda_available():
+        return False
+    from numba import config
+
+    return not config.ENABLE_CUDASIM
+
+
+def _require_cuda() -> None:
     if not cuda_available():
         raise RuntimeError(
             "device='cuda' was requested but numba finds no usable NVIDIA GPU. Install "
             "the CUDA extra (pip install 'tsrnn[cuda]', which brings numba-cuda) on a "
             "machine with an NVIDIA driver, or use device='cpu' or device='auto'."
         )
-    if not _cuda_backend_ready():
-        raise RuntimeError(
-            "device='cuda': a GPU is present but this version of tsrnn has no CUDA "
-            "kernels yet; use device='cpu' or device='auto'."
-        )
-    return "cuda"
-
-
-def _cuda_backend_ready() -> bool:
-    # The numba.cuda kernels are not written yet (see the GPU backend issue); until
-    # they are, "auto" always resolves to the CPU.
-    return False

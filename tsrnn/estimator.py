@@ -270,6 +270,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         if not reuse:
             self.net_ = self._make_net(n_inputs, n_out, n_future, rng)
             self._history = None
+        self.net_.device = resolve_device(self.device)
         trainer = Trainer(
             self.net_, get_batch, batch_size=self.batch_size,
             learning_rate=self.learning_rate, optimizer=self.optimizer,
@@ -629,6 +630,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         ``<point>_q<level>`` (arrays: a last axis of quantiles).
         """
         check_is_fitted(self, "net_")
+        self.net_.device = resolve_device(self.device)
         if self._mode == "arrays":
             if X is None:
                 raise ValueError("This model was fitted on arrays: pass X to predict.")

@@ -234,20 +234,33 @@ def _check_state(cell, state, n_states, batch, hidden, dtype, name="state"):
 
 
 # -------------------------------------------------------------------------- forward
-def _run_direction(cell, x_tm, p, sfx, h0, c0, lengths, keep, use_relu):
+def _kernels(device: str):
+    """The kernel module of a resolved device; numba.cuda is imported only here."""
+    if device == "cuda":
+        from tsrnn.kernels import cuda as _cuda
+
+        return _cuda
+    return _cpu
+
+
+def _host(a):
+    return a.copy_to_host() if hasattr(a, "copy_to_host") else a
+
+
+def _run_direction(K, cell, x_tm, p, sfx, h0, c0, lengths, keep, use_relu):
     """Run one direction of one layer; returns (out, final_h, final_c, kernel cache)."""
     w_ih, w_hh = p["weight_ih" + sfx], p["weight_hh" + sfx]
     b_ih, b_hh = p["bias_ih" + sfx], p["bias_hh" + sfx]
     if cell == "lstm":
-        out, hs, cs, gates, tanh_c = _cpu.lstm_forward(
+        out, hs, cs, gates, tanh_c = K.lstm_forward(
             x_tm, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, keep
         )
-        return out, hs[-1], cs[-1], (hs, cs, gates, tanh_c)
+        return out, _host(hs[-1]), _host(cs[-1]), (hs, cs, gates, tanh_c)
     if cell == "gru":
-        out, hs, gates, hn = _cpu.gru_forward(x_tm, w_ih, w_hh, b_ih, b_hh, h0, lengths, keep)
-        return out, hs[-1], None, (hs, gates, hn)
-    out, hs = _cpu.rnn_forward(x_tm, w_ih, w_hh, b_ih, b_hh, h0, lengths, keep, use_relu)
-    return out, hs[-1], None, (hs,)
+        out, hs, gates, hn = K.gru_forward(x_tm, w_ih, w_hh, b_ih, b_hh, h0, lengths, keep)
+        return out, _host(hs[-1]), None, (hs, gates, hn)
+    out, hs = K.rnn_forward(x_tm, w_ih, w_hh, b_ih, b_hh, h0, lengths, keep, use_relu)
+    return out, _host(hs[-1]), None, (hs,)
 
 
 def forward(
@@ -300,7 +313,8 @@ def forward(
         Opaque; pass it to :func:`backward`.
     """
     _check_cell(cell)
-    resolve_device(device)
+    device = resolve_device(device)
+    K = _kernels(device)
     if nonlinearity not in _NONLINEARITIES:
         raise ValueError(
             f"nonlinearity must be 'tanh' or 'relu'. Got {nonlinearity!r} instead."
@@ -340,7 +354,7 @@ def forward(
             x_d = _cpu.reverse_padded(inp, lengths) if d else inp
             c0 = states[1][idx] if cell == "lstm" else None
             out_d, h_last, c_last, kcache = _run_direction(
-                cell, x_d, p, sfx, states[0][idx], c0, lengths, keep, use_relu
+                K, cell, x_d, p, sfx, states[0][idx], c0, lengths, keep, use_relu
             )
             h_n[idx] = h_last
             if c_n is not None:
@@ -373,6 +387,7 @@ def forward(
         "shape": (B, T, F),
         "dtype": dtype,
         "layers": layers,
+        "device": device,
     }
     return out, final, cache
 
@@ -415,6 +430,7 @@ def backward(cache: dict[str, Any], dout: np.ndarray, dstate=None):
     if dout.dtype != dtype:
         raise ValueError(f"dout must have dtype {dtype}. Got {dout.dtype}.")
     dstates = _check_state(cell, dstate, num_layers * dirs, B, H, dtype, name="dstate")
+    K = _kernels(cache.get("device", "cpu"))
 
     grads: dict[str, np.ndarray] = {}
     dh0 = np.zeros((num_layers * dirs, B, H), dtype=dtype)
@@ -435,19 +451,19 @@ def backward(cache: dict[str, Any], dout: np.ndarray, dstate=None):
             w_ih, w_hh = p["weight_ih" + sfx], p["weight_hh" + sfx]
             if cell == "lstm":
                 hs, cs, gates, tanh_c = kcache
-                dx, dw_ih, dw_hh, db_ih, db_hh, dh, dc = _cpu.lstm_backward(
+                dx, dw_ih, dw_hh, db_ih, db_hh, dh, dc = K.lstm_backward(
                     x_d, w_ih, w_hh, lengths, hs, cs, gates, tanh_c, dout_d,
                     dstates[0][idx], dstates[1][idx],
                 )
                 dc0[idx] = dc
             elif cell == "gru":
                 hs, gates, hn = kcache
-                dx, dw_ih, dw_hh, db_ih, db_hh, dh = _cpu.gru_backward(
+                dx, dw_ih, dw_hh, db_ih, db_hh, dh = K.gru_backward(
                     x_d, w_ih, w_hh, lengths, hs, gates, hn, dout_d, dstates[0][idx]
                 )
             else:
                 (hs,) = kcache
-                dx, dw_ih, dw_hh, db_ih, db_hh, dh = _cpu.rnn_backward(
+                dx, dw_ih, dw_hh, db_ih, db_hh, dh = K.rnn_backward(
                     x_d, w_ih, w_hh, lengths, hs, dout_d, dstates[0][idx],
                     cache["use_relu"],
                 )

@@ -75,7 +75,7 @@ class RecurrentNet:
 
     def forward(self, x, fut, training=False, rng=None, tbptt_steps=None):
         kw = dict(num_layers=self.num_layers, bidirectional=self.bidirectional,
-                  nonlinearity=self.nonlinearity)
+                  nonlinearity=self.nonlinearity, device=getattr(self, "device", "cpu"))
         p = self.rnn_params()
         state = None
         T = x.shape[1]

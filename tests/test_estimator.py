@@ -222,3 +222,22 @@ def test_grid_search_with_time_series_split_in_parallel():
     _quiet(serial.fit, X, y)
     assert search.best_params_ == serial.best_params_
     np.testing.assert_array_equal(search.predict(X), serial.predict(X))
+
+
+@pytest.mark.parametrize("idx, freq", [
+    (pd.date_range("2020-01-01", periods=5, freq="h"), "h"),
+    (pd.date_range("2020-01-31", periods=5, freq="ME"), "ME"),
+    (pd.date_range("2020-01-01", periods=5, freq="MS"), "MS"),
+    (pd.date_range("2020-03-29 00:00", periods=5, freq="h", tz="Europe/Paris"), "h"),
+    (pd.RangeIndex(3, 8), 1),
+    (pd.period_range("2020-01", periods=4, freq="M"), None),
+])
+def test_vectorised_future_indexes_equal_one_date_range_per_series(idx, freq):
+    from pandas.tseries.frequencies import to_offset
+
+    from tsrnn.data import future_index, future_indexes
+
+    f = to_offset(freq) if isinstance(freq, str) else freq
+    shifted = [idx[k:] for k in range(3)] * 4  # 12 series ending at the same time
+    for got, one in zip(future_indexes(shifted, f, 4), [future_index(i, f, 4) for i in shifted]):
+        assert got.equals(one) and len(got) == 4

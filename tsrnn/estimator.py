@@ -834,12 +834,11 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         H = self.horizon
         n = len(tails)
         xs = np.empty((n, self.lookback, len(self._channels)), np.float32)
-        futs, fidxs = [], []
+        futs = []
+        fidxs = D.future_indexes([idx for _, idx in tails], self._freq, H)
         for i, ((raw, idx), (loc, scale)) in enumerate(zip(tails, params)):
             xs[i] = (raw - loc) / scale
-            fidx = D.future_index(idx, self._freq, H)
-            fidxs.append(fidx)
-            fb = self._future_block(future, ids[i], fidx)
+            fb = self._future_block(future, ids[i], fidxs[i])
             futs.append((fb - loc[self._fut_cols]) / scale[self._fut_cols]
                         if fb.shape[1] else fb)
         futs = np.asarray(futs, np.float32).reshape(n, H, -1)
@@ -861,14 +860,14 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
             cols = {f"{nm}{sfx}": outs[sfx][0, :, k] for k, nm in enumerate(names)
                     for sfx in outs}
             return pd.DataFrame(cols, index=fidxs[0])
-        frames = []
-        for i, uid in enumerate(ids):
-            f = pd.DataFrame({"unique_id": uid, "ds": fidxs[i]})
-            for k, nm in enumerate(names):
-                for sfx, arr in outs.items():
-                    f[f"{nm}{sfx}"] = arr[i, :, k]
-            frames.append(f)
-        return pd.concat(frames, ignore_index=True)
+        H = self.horizon
+        uid = pd.Series(ids).repeat(H).reset_index(drop=True)  # keeps the ids' dtype
+        frame = pd.DataFrame({"unique_id": uid, "ds": fidxs[0].append(fidxs[1:])
+                              if len(fidxs) > 1 else fidxs[0]})
+        for k, nm in enumerate(names):
+            for sfx, arr in outs.items():
+                frame[f"{nm}{sfx}"] = arr[:, :, k].ravel()
+        return frame
 
     # --------------------------------------------------------------- model file
     def save(self, path):

@@ -5,7 +5,9 @@ Environment variables (read once at import):
 ``TSRNN_BLAS_MIN_FLOPS``
     Below this many multiply-adds a per-step matrix product is done by a hand-written
     loop inside the kernel; above it, by BLAS. Small products are dominated by the
-    BLAS call overhead (about a microsecond), large ones by arithmetic.
+    BLAS call overhead (about a microsecond), large ones by arithmetic. The value
+    is compiled into the kernels as a constant and numba's disk cache does not see
+    it change: set ``NUMBA_CACHE_DIR`` to a fresh folder along with it.
 ``TSRNN_CUDA_THREADS``
     Threads per block of the CUDA kernels (tests patch this small so that tiny inputs
     run on several blocks).

@@ -82,8 +82,14 @@ def ets(train, targets, h, m, **_):
     return {"point": np.column_stack(out)}
 
 
+# Extra parameters for the "tsrnn defaults" model, to try variants from the command
+# line (--tsrnn-params '{"loss": "huber"}'); empty for the published table.
+TSRNN_OVERRIDES: dict = {}
+
+
 def tsrnn_defaults(train, targets, h, m, lookback, future_exog, future, seed, **_):
-    model = TSRNNRegressor(lookback=lookback, horizon=h, random_state=seed)
+    model = TSRNNRegressor(lookback=lookback, horizon=h, random_state=seed,
+                           **TSRNN_OVERRIDES)
     cols = targets + (future_exog or [])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -228,7 +234,12 @@ def main(argv=None):
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--output", default="accuracy.md")
+    ap.add_argument("--tsrnn-params", default="{}",
+                    help="JSON of parameters changed from tsrnn's defaults (experiments)")
     args = ap.parse_args(argv)
+    import json
+
+    TSRNN_OVERRIDES.update(json.loads(args.tsrnn_params))
     series = args.series.split(",")
     models = [mm for mm in args.models.split(",")
               if not (args.no_torch and mm == "PyTorch LSTM")]

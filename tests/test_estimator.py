@@ -241,3 +241,21 @@ def test_vectorised_future_indexes_equal_one_date_range_per_series(idx, freq):
     shifted = [idx[k:] for k in range(3)] * 4  # 12 series ending at the same time
     for got, one in zip(future_indexes(shifted, f, 4), [future_index(i, f, 4) for i in shifted]):
         assert got.equals(one) and len(got) == 4
+
+
+def test_window_scaling_forecasts_in_window_units_and_survives_save(tmp_path):
+    """A series whose level and amplitude grow 100-fold: with window scaling the
+    network sees every window on one scale, and the forecast stays in the series'
+    units; the setting is saved with the model."""
+    t = np.arange(300)
+    v = np.exp(t / 65) * (10 + np.sin(2 * np.pi * t / 12))
+    y = pd.Series(v, index=pd.date_range("2000-01-01", periods=300, freq="MS"), name="g")
+    m = _quiet(TSRNNRegressor(lookback=24, horizon=6, window_scaling=True, hidden_size=8,
+                              max_epochs=30, random_state=0).fit, y[:-6])
+    fc = m.predict()["g"].to_numpy()
+    assert np.all(np.abs(fc / y[-6:].to_numpy() - 1) < 0.3)
+    m2 = TSRNNRegressor.load(m.save(tmp_path / "w.tsrnn"))
+    np.testing.assert_array_equal(m2.predict()["g"].to_numpy(), fc)
+    off = _quiet(TSRNNRegressor(lookback=24, horizon=6, hidden_size=8, max_epochs=30,
+                                random_state=0).fit, y[:-6]).predict()["g"].to_numpy()
+    assert not np.allclose(off, fc)  # the switch changes what the network sees

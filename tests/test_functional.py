@@ -217,3 +217,28 @@ def test_inference_keeps_no_cache(rng):
     np.testing.assert_array_equal(out, out_t)
     with pytest.raises(ValueError, match="training=True"):
         F.backward(cache, out)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cell,nl", CELL_CASES)
+def test_final_state_kernels_equal_the_full_forward(cell, nl, dtype, rng):
+    """The inference-only kernels (used by predict for one layer) give the final
+    state of the full forward pass."""
+    from tsrnn.kernels import cpu
+
+    B, T, Fin, H = 5, 9, 3, 7
+    x = rng.standard_normal((B, T, Fin)).astype(dtype)
+    p = F.init_params(cell, Fin, H, dtype=dtype, seed=3)
+    state = random_state(cell, 1, B, H, rng, dtype)
+    _, st, _ = F.forward(cell, x, p, state=state, nonlinearity=nl)
+    x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))
+    w = (p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"], p["bias_hh_l0"])
+    if cell == "lstm":
+        h, c = cpu.lstm_final_state(x_tm, *w, state[0][0], state[1][0])
+        np.testing.assert_array_equal(c, st[1][0])
+        np.testing.assert_array_equal(h, st[0][0])
+    elif cell == "gru":
+        np.testing.assert_array_equal(cpu.gru_final_state(x_tm, *w, state[0]), st[0])
+    else:
+        np.testing.assert_array_equal(
+            cpu.rnn_final_state(x_tm, *w, state[0], nl == "relu"), st[0])

@@ -13,6 +13,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from tsrnn import functional as F
+from tsrnn.kernels import cpu as _cpu
 from tsrnn.optim import make_optimizer
 
 
@@ -73,7 +74,32 @@ class RecurrentNet:
         top = h[-self.dirs:]  # (dirs, B, H): final states of the top layer
         return np.concatenate(list(top), axis=1)
 
+    def _final_state_fast(self, x):
+        """Inference of a single unidirectional CPU layer: only the final state,
+        straight from the compiled kernel (no per-step outputs, no validation: the
+        network made its own weights). None when the fast path does not apply."""
+        if (self.num_layers != 1 or self.bidirectional
+                or getattr(self, "device", "cpu") != "cpu"):
+            return None
+        p = self.params
+        w = (p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"], p["bias_hh_l0"])
+        if x.dtype != w[0].dtype or x.shape[2] != w[0].shape[1]:
+            return None
+        x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))
+        h0 = np.zeros((x.shape[0], self.hidden_size), dtype=x.dtype)
+        if self.cell == "lstm":
+            return _cpu.lstm_final_state(x_tm, *w, h0, h0)[0]
+        if self.cell == "gru":
+            return _cpu.gru_final_state(x_tm, *w, h0)
+        return _cpu.rnn_final_state(x_tm, *w, h0, self.nonlinearity == "relu")
+
     def forward(self, x, fut, training=False, rng=None, tbptt_steps=None):
+        if not training:
+            h = self._final_state_fast(x)
+            if h is not None:
+                if fut is not None and fut.shape[1]:
+                    h = np.concatenate([h, fut], axis=1)
+                return h @ self.params["head.weight"].T + self.params["head.bias"], None
         kw = dict(num_layers=self.num_layers, bidirectional=self.bidirectional,
                   nonlinearity=self.nonlinearity, device=getattr(self, "device", "cpu"))
         p = self.rnn_params()

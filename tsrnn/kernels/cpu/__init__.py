@@ -5,22 +5,28 @@ Every cell module exposes the same two functions:
 ``<cell>_forward(x, w_ih, w_hh, b_ih, b_hh, h0, [c0,] lengths, keep, ...)``
 ``<cell>_backward(x, w_ih, w_hh, lengths, <cache arrays>, dout, dh_n, [dc_n])``
 
+and, for inference of a single layer over equal-length rows,
+``<cell>_final_state(x, w_ih, w_hh, b_ih, b_hh, h0, [c0 | use_relu])``.
+
 The forward pass runs one direction of one layer over all time steps; reverse
 directions are run by reversing each sequence within its length first
 (``reverse_padded``), so the kernels only ever step forward.
 """
 
-from tsrnn.kernels.cpu.gru import gru_backward, gru_forward
+from tsrnn.kernels.cpu.gru import gru_backward, gru_final_state, gru_forward
 from tsrnn.kernels.cpu.linalg import reverse_padded
-from tsrnn.kernels.cpu.lstm import lstm_backward, lstm_forward
-from tsrnn.kernels.cpu.rnn import rnn_backward, rnn_forward
+from tsrnn.kernels.cpu.lstm import lstm_backward, lstm_final_state, lstm_forward
+from tsrnn.kernels.cpu.rnn import rnn_backward, rnn_final_state, rnn_forward
 
 __all__ = [
     "gru_backward",
+    "gru_final_state",
     "gru_forward",
     "lstm_backward",
+    "lstm_final_state",
     "lstm_forward",
     "reverse_padded",
     "rnn_backward",
+    "rnn_final_state",
     "rnn_forward",
 ]

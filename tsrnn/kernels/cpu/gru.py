@@ -119,3 +119,30 @@ def gru_backward(x, w_ih, w_hh, lengths, hs, gates, hn_all, dout, dh_n):
     db_ih = col_sum(dgi)
     db_hh = col_sum(dgh)
     return input_grad(dgi, w_ih), dw_ih, dw_hh, db_ih, db_hh, dh
+
+
+@njit(**JIT_OPTIONS)
+def gru_final_state(x, w_ih, w_hh, b_ih, b_hh, h0):
+    """Inference only: the final ``h`` of one direction of one layer over
+    equal-length rows (see :func:`tsrnn.kernels.cpu.lstm.lstm_final_state`)."""
+    T, B, _ = x.shape
+    H = w_hh.shape[1]
+    G = 3 * H
+    xp = input_projection(x, w_ih, b_ih)
+    w_hh_t = np.ascontiguousarray(w_hh.T)
+    h = h0.copy()
+    ph = np.empty((B, G), dtype=x.dtype)
+    for s in range(T):
+        for b in range(B):
+            ph[b] = b_hh
+        matmul_acc(h, w_hh_t, ph)
+        g = xp[s]
+        for b in range(B):
+            g_b, ph_b, h_b = g[b], ph[b], h[b]
+            for j in range(2 * H):
+                g_b[j] = sigmoid(g_b[j] + ph_b[j])
+            for j in range(H):
+                n = tanh(g_b[2 * H + j] + g_b[j] * ph_b[2 * H + j])
+                z = g_b[H + j]
+                h_b[j] = (1 - z) * n + z * h_b[j]
+    return h

@@ -129,3 +129,33 @@ def lstm_backward(x, w_ih, w_hh, lengths, hs, cs, gates, tanh_c, dout, dh_n, dc_
         dh, dh_prev = dh_prev, dh
     dw_ih, dw_hh, db = weight_grads(dpre, x, hs)
     return input_grad(dpre, w_ih), dw_ih, dw_hh, db, db.copy(), dh, dc
+
+
+@njit(**JIT_OPTIONS)
+def lstm_final_state(x, w_ih, w_hh, b_ih, b_hh, h0, c0):
+    """Inference only: the final ``(h, c)`` of one direction of one layer over
+    equal-length rows, without the per-step outputs and states that
+    :func:`lstm_forward` stores. This is the whole recurrent work of a
+    single-layer forecaster's ``predict`` (the head reads only the final state).
+    """
+    T, B, _ = x.shape
+    H = w_hh.shape[1]
+    G = 4 * H
+    xp = input_projection(x, w_ih, b_ih + b_hh)
+    scale, offset = gate_scale_offset(H, 4, 2, x.dtype)
+    w_hh_t = np.ascontiguousarray(w_hh.T)
+    h = h0.copy()
+    c = c0.copy()
+    for s in range(T):
+        g = xp[s]
+        matmul_acc(h, w_hh_t, g)
+        for b in range(B):
+            g_b, h_b, c_b = g[b], h[b], c[b]
+            for j in range(G):
+                sj = scale[j]
+                g_b[j] = offset[j] + sj * tanh(sj * g_b[j])
+            for j in range(H):
+                cj = g_b[H + j] * c_b[j] + g_b[j] * g_b[2 * H + j]
+                c_b[j] = cj
+                h_b[j] = g_b[3 * H + j] * tanh(cj)
+    return h, c

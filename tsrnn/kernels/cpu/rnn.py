@@ -85,3 +85,26 @@ def rnn_backward(x, w_ih, w_hh, lengths, hs, dout, dh_n, use_relu):
         dh, dh_prev = dh_prev, dh
     dw_ih, dw_hh, db = weight_grads(dpre, x, hs)
     return input_grad(dpre, w_ih), dw_ih, dw_hh, db, db.copy(), dh
+
+
+@njit(**JIT_OPTIONS)
+def rnn_final_state(x, w_ih, w_hh, b_ih, b_hh, h0, use_relu):
+    """Inference only: the final ``h`` of one direction of one layer over
+    equal-length rows (see :func:`tsrnn.kernels.cpu.lstm.lstm_final_state`)."""
+    T, B, _ = x.shape
+    H = w_hh.shape[1]
+    xp = input_projection(x, w_ih, b_ih + b_hh)
+    w_hh_t = np.ascontiguousarray(w_hh.T)
+    h = h0.copy()
+    for s in range(T):
+        p = xp[s]
+        matmul_acc(h, w_hh_t, p)
+        for b in range(B):
+            p_b, h_b = p[b], h[b]
+            if use_relu:
+                for j in range(H):
+                    h_b[j] = relu(p_b[j])
+            else:
+                for j in range(H):
+                    h_b[j] = tanh(p_b[j])
+    return h

@@ -31,7 +31,8 @@ rng = np.random.default_rng(0)
 t = np.arange(length)
 period = rng.uniform(6, 60, (n, 1)); phase = rng.uniform(0, 6.3, (n, 1))
 level = rng.uniform(-5, 50, (n, 1)); scale = rng.uniform(0.1, 10, (n, 1))
-v = level + scale * (np.sin(2 * np.pi * t / period + phase) + 0.2 * rng.standard_normal((n, length)))
+noise = 0.2 * rng.standard_normal((n, length))
+v = level + scale * (np.sin(2 * np.pi * t / period + phase) + noise)
 df = pd.DataFrame({"unique_id": np.repeat(np.arange(n), length),
                    "ds": np.tile(pd.date_range("2020-01-01", periods=length, freq="h"), n),
                    "y": v.ravel().astype(np.float32)})

@@ -81,7 +81,8 @@ def _long(n_series=3, n=60):
     frames = []
     for i in range(n_series):
         s = _sine(n, seed=i)
-        frames.append(pd.DataFrame({"unique_id": f"s{i}", "ds": s.index, "y": s.to_numpy() * (i + 1)}))
+        frames.append(pd.DataFrame({"unique_id": f"s{i}", "ds": s.index,
+                                    "y": s.to_numpy() * (i + 1)}))
     return pd.concat(frames, ignore_index=True)
 
 

@@ -109,12 +109,14 @@ from tsrnn import training
 # Train on a few batches only: the point is the memory of the data path (packing,
 # scaling, window indexing, validation, calibration), not 5M windows of arithmetic.
 orig = training.Trainer.train_epoch
-training.Trainer.train_epoch = lambda self, idx, epoch: orig(self, idx[:20 * self.batch_size], epoch)
+training.Trainer.train_epoch = lambda self, idx, epoch: orig(
+    self, idx[:20 * self.batch_size], epoch)
 orig_eval = training.Trainer.evaluate
 training.Trainer.evaluate = lambda self, idx: orig_eval(self, idx[:4096])
 n = 5_000_000
 rng = np.random.default_rng(0)
-y = pd.Series(np.sin(np.arange(n) / 50).astype(np.float32) + rng.standard_normal(n).astype(np.float32) * 0.1,
+noise = rng.standard_normal(n).astype(np.float32) * 0.1
+y = pd.Series(np.sin(np.arange(n) / 50).astype(np.float32) + noise,
               index=pd.date_range("2000-01-01", periods=n, freq="min"))
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 with warnings.catch_warnings():

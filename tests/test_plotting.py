@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import tsrnn  # noqa: E402
 from tsrnn import TSRNNRegressor  # noqa: E402
 from tsrnn.datasets import load_air_passengers  # noqa: E402
-from tsrnn.plotting import plot_backtest, plot_forecast, plot_loss  # noqa: E402
+from tsrnn.plotting import plot_forecast, plot_loss  # noqa: E402
 
 
 @pytest.fixture(scope="module")

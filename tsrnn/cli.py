@@ -39,7 +39,8 @@ def _floats(s):
     try:
         return [float(v) for v in _split(s)]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {s!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected numbers separated by commas, got {s!r}") from None
 
 
 def read_table(path, time_col=None):
@@ -158,7 +159,8 @@ def cmd_backtest(a):
         try:
             refit = int(a.refit)
         except ValueError:
-            raise CLIError(f"--refit must be always, never or a number; got {a.refit!r}.")
+            raise CLIError(
+                f"--refit must be always, never or a number; got {a.refit!r}.") from None
     params = model.get_params()
     params["verbose"] = 0
     est = type(model)(**params)

@@ -44,7 +44,7 @@ def _last_per_group(starts, groups, fraction):
     n = np.bincount(groups)
     keep = np.zeros(starts.size, bool)
     ends = np.cumsum(n)
-    for g, (e, k) in enumerate(zip(ends, n)):
+    for e, k in zip(ends, n):
         n_val = int(np.ceil(fraction * k))
         if 0 < n_val < k:
             keep[e - n_val : e] = True
@@ -881,7 +881,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         xs = np.empty((n, self.lookback, len(self._channels)), np.float32)
         futs = []
         fidxs = D.future_indexes([idx for _, idx in tails], self._freq, H)
-        for i, ((raw, idx), (loc, scale)) in enumerate(zip(tails, params)):
+        for i, ((raw, _), (loc, scale)) in enumerate(zip(tails, params)):
             xs[i] = (raw - loc) / scale
             fb = self._future_block(future, ids[i], fidxs[i])
             futs.append((fb - loc[self._fut_cols]) / scale[self._fut_cols]

@@ -106,7 +106,7 @@ def plot_backtest(result, *, history=None, series=None, target=None, ax=None):
     cols = list(fc.columns)
     for w, g in fc.groupby("window"):
         color = f"C{w % 9 + 1}"
-        for label, lo, hi in _band_pairs(cols, "forecast"):
+        for _, lo, hi in _band_pairs(cols, "forecast"):
             ax.fill_between(g["ds"], g[lo], g[hi], color=color, alpha=0.15, lw=0)
         ax.plot(g["ds"], g["forecast"], color=color, lw=1.8,
                 label=f"window {w} (cut-off {g['cutoff'].iloc[0]})")

@@ -36,19 +36,18 @@ def _progress_factory(verbose):
     return lambda total: tqdm(total=total, desc="tsrnn fit", unit="epoch", leave=False)
 
 
-def _last_per_group(starts, groups, fraction):
-    """The last ``ceil(fraction * n)`` entries of ``starts`` in each group (the
-    held-out tail of each series), in order."""
-    if starts.size == 0:
-        return starts
-    n = np.bincount(groups)
-    keep = np.zeros(starts.size, bool)
-    ends = np.cumsum(n)
-    for e, k in zip(ends, n):
-        n_val = int(np.ceil(fraction * k))
-        if 0 < n_val < k:
-            keep[e - n_val : e] = True
-    return starts[keep]
+def _held_out_tail(n_per_group, fraction):
+    """Boolean mask over windows numbered group after group: True for the last
+    ``ceil(fraction * n)`` windows of each group of ``n`` (its held-out tail), or
+    none of a group that would keep no training window."""
+    held = np.zeros(int(np.sum(n_per_group)), bool)
+    end = 0
+    for n in n_per_group:
+        end += n
+        n_val = int(np.ceil(fraction * n))
+        if 0 < n_val < n:
+            held[end - n_val : end] = True
+    return held
 
 
 def _plain(v):
@@ -258,18 +257,9 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         build or reuse the network, and run the trainer."""
         rng = self._rng() if not (incremental and hasattr(self, "_rng_state")) \
             else self._rng_state
-        train_idx, val_idx = [], []
-        offset = 0
-        for n in n_windows_per_group:
-            ids = np.arange(offset, offset + n)
-            n_val = int(np.ceil(self.validation_fraction * n)) if self.early_stopping else 0
-            if n - n_val < 1:
-                n_val = 0
-            train_idx.append(ids[: n - n_val])
-            val_idx.append(ids[n - n_val :])
-            offset += n
-        train_idx = np.concatenate(train_idx)
-        val_idx = np.concatenate(val_idx)
+        held = _held_out_tail(n_windows_per_group,
+                              self.validation_fraction if self.early_stopping else 0.0)
+        train_idx, val_idx = np.flatnonzero(~held), np.flatnonzero(held)
         reuse = (self.warm_start or incremental) and hasattr(self, "net_")
         resume_best = None
         if self.checkpoint_path is not None and not incremental:
@@ -500,8 +490,8 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         # the last observed value, or the value one season earlier when that is the
         # better naive forecast on this data. This keeps trending and seasonal
         # series sane with little data.
+        self._n_targets = nt
         if not (incremental and hasattr(self, "net_")):
-            self._n_targets = nt
             self._season = self._choose_season(values, panel, out_steps, bad)
             self._window_scaling = bool(self.window_scaling)
 
@@ -516,7 +506,6 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
 
         self._mode = "pandas"
         self._channels = list(panel.channels)
-        self._n_targets = nt
         self._target_names = list(panel.target_names)
         self._future_exog = list(future_exog)
         self._fut_cols = fut_cols
@@ -539,8 +528,10 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         # Conformal scores from the held-out (validation) windows, for predict(level=).
         self._conformal_scores = None
         if self.early_stopping:
-            cal = D.window_starts(panel.indptr, lookback, self.horizon, bad)
-            cal_starts = _last_per_group(*cal, self.validation_fraction)
+            if out_steps != self.horizon:  # recursive: scored over the whole horizon
+                starts, series = D.window_starts(panel.indptr, lookback, self.horizon, bad)
+                per_series = np.bincount(series, minlength=panel.n_series)
+            cal_starts = starts[_held_out_tail(per_series, self.validation_fraction)]
             if cal_starts.size:
                 self._conformal_scores = self._abs_errors(values, cal_starts)
         return self

@@ -739,9 +739,12 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         self._conformal_scores = self._abs_errors(values, starts)
         return self
 
-    def _scaled_panel(self, X):
-        """Pack new history with the fitted columns and scale each series (fitted
-        scaling for series seen in fit, fresh scaling for new ones)."""
+    def _pack_history(self, X, *, keep_unnamed_scaling):
+        """Pack new history with the fitted columns; returns the panel and each
+        series' (loc, scale). A series seen in fit keeps its fitted scaling, a new one
+        is scaled on the history given. A single unnamed series keeps the fitted
+        scaling only with ``keep_unnamed_scaling`` (backtests and calibration run on
+        the training series; ``predict(X)`` takes X as another series)."""
         panel = D.pack(X, target=self._target_names,
                        exog=self._channels[self._n_targets :], freq=self._freq,
                        missing="raise")
@@ -749,8 +752,15 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
             raise ValueError(f"X has columns {panel.channels}; the model was fitted on "
                              f"{self._channels}.")
         loc, scale = D.fit_scaler(panel.values, panel.indptr, self.scaler)
-        params = [self._scaler_params.get(u, (loc[i], scale[i])) for i, u in
-                  enumerate(panel.ids)]
+        params = [self._scaler_params.get(u, (loc[i], scale[i]))
+                  if (u is not None or keep_unnamed_scaling) else (loc[i], scale[i])
+                  for i, u in enumerate(panel.ids)]
+        return panel, params
+
+    def _scaled_panel(self, X):
+        """New history packed and scaled as in :meth:`_pack_history` (fitted
+        scaling kept for every seen series): (scaled values, panel, params)."""
+        panel, params = self._pack_history(X, keep_unnamed_scaling=True)
         loc = np.stack([p[0] for p in params])
         scale = np.stack([p[1] for p in params])
         return D.scale_values(panel.values, panel.indptr, loc, scale), panel, params
@@ -758,23 +768,10 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
     def _history_tails(self, X):
         if X is None:
             return self._tails, self._ids, [self._scaler_params[i] for i in self._ids]
-        panel = D.pack(X, target=self._target_names,
-                       exog=self._channels[self._n_targets :], freq=self._freq,
-                       missing="raise")
-        cols = list(panel.channels)
-        if cols != self._channels:
-            raise ValueError(f"X has columns {cols}; the model was fitted on {self._channels}.")
+        panel, params = self._pack_history(X, keep_unnamed_scaling=False)
         D.check_min_length(panel, self.lookback, "the lookback predict needs")
-        loc, scale = D.fit_scaler(panel.values, panel.indptr, self.scaler)
-        tails, params = [], []
-        for i, uid in enumerate(panel.ids):
-            end = panel.indptr[i + 1]
-            tails.append((panel.values[end - self.lookback : end],
-                          panel.index[i][-self.lookback :]))
-            # A series seen in fit keeps its fitted scaling; a new one is scaled on
-            # the history given.
-            params.append(self._scaler_params.get(uid, (loc[i], scale[i]))
-                          if uid is not None else (loc[i], scale[i]))
+        tails = [(panel.values[end - self.lookback : end], idx[-self.lookback :])
+                 for end, idx in zip(panel.indptr[1:], panel.index)]
         return tails, list(panel.ids), params
 
     def _future_block(self, future, uid, fidx):

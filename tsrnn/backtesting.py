@@ -120,14 +120,15 @@ def backtest(estimator, data, horizon=None, n_windows=3, *, step=None, refit=Tru
     refit_at = _refit_points(n_windows, refit)
     levels = [] if level is None else [float(v) for v in np.atleast_1d(level)]
 
-    panel = D.pack(data, target=target, freq=est.freq, missing=est.missing)
+    # Packed once, with the columns every refit model sees (forecasts start from
+    # complete windows only, so gaps are refused here as in predict).
+    panel = D.pack(data, target=target, freq=est.freq, missing="raise")
     n_drop = [H + (n_windows - 1 - w) * step for w in range(n_windows)]
     D.check_min_length(
         panel, est.lookback + H + n_drop[0],
         f"lookback + horizon (to train) + horizon + (n_windows - 1) * step (to test) = "
         f"{est.lookback} + {H} + {H} + {n_windows - 1} * {step}")
     m = season_length or season_length_for(panel.freq)
-    nt = panel.n_targets
     lengths = panel.lengths()
 
     rows = []
@@ -136,7 +137,7 @@ def backtest(estimator, data, horizon=None, n_windows=3, *, step=None, refit=Tru
     for w in range(n_windows + 1):
         if w == n_windows or w in refit_at:
             if block:
-                rows.append(_forecast_block(model, data, panel, block, n_drop, levels, m))
+                rows.append(_forecast_block(model, panel, block, n_drop, levels))
             if w == n_windows:
                 break
             model = clone(est).fit(_truncate(data, panel, n_drop[w]), target=target,
@@ -146,77 +147,85 @@ def backtest(estimator, data, horizon=None, n_windows=3, *, step=None, refit=Tru
     fc = pd.concat(rows, ignore_index=True)
     sort_keys = (["unique_id"] if panel.kind == "long" else []) + ["target", "window", "ds"]
     fc = fc.sort_values(sort_keys, kind="stable", ignore_index=True)
-    metrics = _metrics(fc, panel, levels, nt, lengths, n_drop, m)
+    metrics = _metrics(fc, panel, levels, lengths, n_drop, m)
     overall = metrics.mean(numeric_only=True)
     return BacktestResult(fc, metrics, overall)
 
 
-def _forecast_block(model, data, panel, windows, n_drop, levels, m):
+def _forecast_block(model, panel, windows, n_drop, levels):
     """Forecasts of one fitted model for the given windows of every series, in one
-    batched pass."""
-    values, mpanel, params = model._scaled_panel(data)
+    batched pass, as one long frame."""
+    values, params = model._scale_history(panel)
     L, H, nt = model.lookback, model.horizon, model._n_targets
-    lengths = mpanel.lengths()
-    starts, which = [], []
-    for i in range(mpanel.n_series):
-        for w in windows:
-            starts.append(mpanel.indptr[i] + lengths[i] - n_drop[w] - L)
-            which.append((i, w))
-    starts = np.asarray(starts, np.int64)
-    x, _, f = D.gather_windows(values, starts, L, H, nt, model._fut_cols)
-    pred4 = model._predict_scaled(x, f)
-    locs = [params[i][0] for i, _ in which]
-    scales = [params[i][1] for i, _ in which]
-    outs = model._unscale(pred4, locs, scales, levels)
-    frames = []
-    for r, (i, w) in enumerate(which):
-        a = mpanel.indptr[i] + lengths[i] - n_drop[w]
-        idx = mpanel.index[i]
-        actual = mpanel.values[a : a + H, :nt]
-        for k, name in enumerate(mpanel.target_names):
-            f_ = {"target": name, "window": w, "cutoff": idx[a - mpanel.indptr[i] - 1],
-                  "ds": idx[a - mpanel.indptr[i] : a - mpanel.indptr[i] + H],
-                  "actual": actual[:, k]}
-            for sfx, arr in outs.items():
-                f_[f"forecast{sfx}"] = arr[r, :, k]
-            frame = pd.DataFrame(f_)
-            if mpanel.kind == "long":
-                frame.insert(0, "unique_id", mpanel.ids[i])
-            frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
+    lengths = panel.lengths()
+    which = [(i, w) for i in range(panel.n_series) for w in windows]
+    first = np.array([panel.indptr[i] + lengths[i] - n_drop[w] for i, w in which],
+                     np.int64)  # row of each window's first forecast step
+    x, _, f = D.gather_windows(values, first - L, L, H, nt, model._fut_cols)
+    outs = model._unscale(model._predict_scaled(x, f), [params[i][0] for i, _ in which],
+                          [params[i][1] for i, _ in which], levels)
+    # One row per (window, step, target), windows in `which` order, targets fastest.
+    pos = [a - panel.indptr[i] for a, (i, _) in zip(first, which)]
+    ds = panel.index[0][:0].append([panel.index[i][p : p + H]
+                                    for p, (i, _) in zip(pos, which)])
+    cutoff = panel.index[0][:0].append([panel.index[i][p - 1 : p]
+                                        for p, (i, _) in zip(pos, which)])
+    actual = panel.values[first[:, None] + np.arange(H), :nt]  # (n, H, targets)
+    cols = {"target": np.tile(np.asarray(panel.target_names, dtype=object),
+                              len(which) * H),
+            "window": np.repeat([w for _, w in which], H * nt),
+            "cutoff": np.repeat(cutoff, H * nt),
+            "ds": np.repeat(ds, nt),
+            "actual": actual.ravel()}
+    for sfx, arr in outs.items():
+        cols[f"forecast{sfx}"] = arr.ravel()
+    frame = pd.DataFrame(cols)
+    if panel.kind == "long":
+        frame.insert(0, "unique_id", pd.Series(panel.ids).iloc[
+            np.repeat([i for i, _ in which], H * nt)].to_numpy())
+    return frame
 
 
-def _metrics(fc, panel, levels, nt, lengths, n_drop, m):
+def _metrics(fc, panel, levels, lengths, n_drop, m):
+    """MASE (mean over windows of each window's MAE over the in-sample seasonal-naive
+    error of its training data), sMAPE, RMSE and coverage, per series and target."""
     keys = (["unique_id"] if panel.kind == "long" else []) + ["target"]
-    qcols = sorted(c for c in fc.columns if c.startswith("forecast_q"))
-    out = []
+    nt = panel.n_targets
+    scales = []  # MASE denominators per (series, target, window)
     for i in range(panel.n_series):
-        v = panel.values[panel.indptr[i] : panel.indptr[i + 1]]
-        for k, name in enumerate(panel.target_names):
-            sel = fc["target"] == name
-            if panel.kind == "long":
-                sel &= fc["unique_id"] == panel.ids[i]
-            g = fc[sel]
-            row = dict(zip(keys, ([panel.ids[i]] if panel.kind == "long" else []) + [name]))
-            mases = []
-            for w, gw in g.groupby("window"):
-                train = v[: lengths[i] - n_drop[w], k]
-                lag = m if len(train) > m else 1
-                scale = np.mean(np.abs(train[lag:] - train[:-lag]))
-                mae = np.mean(np.abs(gw["actual"] - gw["forecast"]))
-                mases.append(mae / scale if scale > 0 else np.nan)
-            row["mase"] = float(np.mean(mases))
-            a, f = g["actual"].to_numpy(), g["forecast"].to_numpy()
-            den = np.abs(a) + np.abs(f)
-            row["smape"] = float(np.mean(np.where(den > 0, 200 * np.abs(a - f) /
-                                                  np.where(den > 0, den, 1), 0.0)))
-            row["rmse"] = float(np.sqrt(np.mean((a - f) ** 2)))
-            for lv in levels:
-                lo, hi = g[f"forecast_lo_{lv:g}"], g[f"forecast_hi_{lv:g}"]
-                row[f"coverage_{lv:g}"] = float(np.mean((a >= lo) & (a <= hi)))
-            if len(qcols) >= 2:
-                lo, hi = g[qcols[0]], g[qcols[-1]]
-                row[f"coverage_{qcols[0][9:]}-{qcols[-1][10:]}"] = float(
-                    np.mean((a >= lo) & (a <= hi)))
-            out.append(row)
-    return pd.DataFrame(out).set_index(keys)
+        v = panel.values[panel.indptr[i] : panel.indptr[i + 1], :nt]
+        for w in range(len(n_drop)):
+            train = v[: lengths[i] - n_drop[w]]
+            lag = m if len(train) > m else 1
+            sc = np.mean(np.abs(train[lag:] - train[:-lag]), axis=0)
+            for k, name in enumerate(panel.target_names):
+                scales.append(([panel.ids[i]] if panel.kind == "long" else [])
+                              + [name, w, sc[k]])
+    scales = pd.DataFrame(scales, columns=keys + ["window", "scale"])
+    a, f = fc["actual"].to_numpy(), fc["forecast"].to_numpy()
+    den = np.abs(a) + np.abs(f)
+    terms = fc[keys + ["window"]].assign(
+        abs_err=np.abs(a - f), sq_err=(a - f) ** 2,
+        smape=np.where(den > 0, 200 * np.abs(a - f) / np.where(den > 0, den, 1), 0.0))
+    qcols = sorted(c for c in fc.columns if c.startswith("forecast_q"))
+    bands = [(f"coverage_{lv:g}", f"forecast_lo_{lv:g}", f"forecast_hi_{lv:g}")
+             for lv in levels]
+    if len(qcols) >= 2:
+        bands.append((f"coverage_{qcols[0][9:]}-{qcols[-1][10:]}", qcols[0], qcols[-1]))
+    for name, lo, hi in bands:
+        terms[name] = ((a >= fc[lo].to_numpy()) & (a <= fc[hi].to_numpy())).astype(float)
+    per_window = (terms.groupby(keys + ["window"], sort=False)["abs_err"].mean()
+                  .reset_index().merge(scales, on=keys + ["window"]))
+    per_window["mase"] = np.where(per_window["scale"] > 0,
+                                  per_window["abs_err"] / per_window["scale"], np.nan)
+    g = terms.groupby(keys, sort=False)
+    out = pd.DataFrame({"mase": per_window.groupby(keys, sort=False)["mase"].mean(),
+                        "smape": g["smape"].mean(),
+                        "rmse": np.sqrt(g["sq_err"].mean())})
+    for name, _, _ in bands:
+        out[name] = g[name].mean()
+    order = pd.MultiIndex.from_tuples(
+        [((u, t) if panel.kind == "long" else (t,)) for u in panel.ids
+         for t in panel.target_names], names=keys)
+    out = out.reindex(order if panel.kind == "long" else order.get_level_values(0))
+    return out.astype(float)

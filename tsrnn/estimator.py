@@ -727,7 +727,8 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         check_is_fitted(self, "net_")
         if self._mode != "pandas":
             raise ValueError("calibrate needs a model fitted on pandas data.")
-        values, panel, _ = self._scaled_panel(X)
+        panel, _ = self._pack_history(X, keep_unnamed_scaling=True)
+        values, _ = self._scale_history(panel)
         starts, series = D.window_starts(panel.indptr, self.lookback, self.horizon)
         if n_windows is not None:
             keep = np.concatenate([np.flatnonzero(series == i)[-n_windows:]
@@ -748,22 +749,24 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         panel = D.pack(X, target=self._target_names,
                        exog=self._channels[self._n_targets :], freq=self._freq,
                        missing="raise")
+        return panel, self._history_scaling(panel, keep_unnamed_scaling)
+
+    def _history_scaling(self, panel, keep_unnamed_scaling):
         if list(panel.channels) != self._channels:
             raise ValueError(f"X has columns {panel.channels}; the model was fitted on "
                              f"{self._channels}.")
         loc, scale = D.fit_scaler(panel.values, panel.indptr, self.scaler)
-        params = [self._scaler_params.get(u, (loc[i], scale[i]))
-                  if (u is not None or keep_unnamed_scaling) else (loc[i], scale[i])
-                  for i, u in enumerate(panel.ids)]
-        return panel, params
+        return [self._scaler_params.get(u, (loc[i], scale[i]))
+                if (u is not None or keep_unnamed_scaling) else (loc[i], scale[i])
+                for i, u in enumerate(panel.ids)]
 
-    def _scaled_panel(self, X):
-        """New history packed and scaled as in :meth:`_pack_history` (fitted
-        scaling kept for every seen series): (scaled values, panel, params)."""
-        panel, params = self._pack_history(X, keep_unnamed_scaling=True)
+    def _scale_history(self, panel):
+        """A packed panel scaled for forecasting from any of its windows (fitted
+        scaling kept for every seen series): (scaled values, per-series params)."""
+        params = self._history_scaling(panel, keep_unnamed_scaling=True)
         loc = np.stack([p[0] for p in params])
         scale = np.stack([p[1] for p in params])
-        return D.scale_values(panel.values, panel.indptr, loc, scale), panel, params
+        return D.scale_values(panel.values, panel.indptr, loc, scale), params
 
     def _history_tails(self, X):
         if X is None:

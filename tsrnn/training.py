@@ -22,15 +22,27 @@ class RecurrentNet:
     (and the known future inputs, flattened), emitting ``n_out`` values."""
 
     def __init__(self, cell, n_inputs, hidden_size, num_layers, bidirectional, dropout,
-                 n_out, n_future, rng, dtype=np.float32, nonlinearity="tanh"):
+                 n_out, n_future, rng, dtype=np.float32, nonlinearity="tanh",
+                 params=None, device="cpu"):
+        """New weights from ``rng``, or the given ``params`` (a saved network; the
+        sizes are then read from their shapes and the size arguments are unused)."""
         self.cell = cell
         self.num_layers = num_layers
         self.bidirectional = bidirectional
         self.dirs = 2 if bidirectional else 1
         self.dropout = dropout
         self.nonlinearity = nonlinearity
-        self.hidden_size = hidden_size
+        self.device = device  # "cpu" | "cuda", resolved by the caller
         self.rnn_keys = F.param_names(cell, num_layers, bidirectional)
+        if params is not None:
+            missing = [k for k in self.rnn_keys + ["head.weight", "head.bias"]
+                       if k not in params]
+            if missing:
+                raise ValueError(f"weights {missing} are missing.")
+            self.params = dict(params)
+            self.hidden_size = self.params["weight_hh_l0"].shape[1]
+            return
+        self.hidden_size = hidden_size
         self.params = F.init_params(cell, n_inputs, hidden_size, num_layers, bidirectional,
                                     dtype=dtype, seed=rng)
         n_feat = self.dirs * hidden_size + n_future
@@ -42,17 +54,9 @@ class RecurrentNet:
     def from_params(cls, params: dict, cell, num_layers, bidirectional, dropout,
                     nonlinearity="tanh"):
         """Rebuild a network around saved weights (shapes give the sizes)."""
-        net = cls.__new__(cls)
-        net.cell, net.num_layers, net.bidirectional = cell, num_layers, bidirectional
-        net.dirs = 2 if bidirectional else 1
-        net.dropout, net.nonlinearity = dropout, nonlinearity
-        net.hidden_size = params["weight_hh_l0"].shape[1]
-        net.rnn_keys = F.param_names(cell, num_layers, bidirectional)
-        missing = [k for k in net.rnn_keys + ["head.weight", "head.bias"] if k not in params]
-        if missing:
-            raise ValueError(f"weights {missing} are missing.")
-        net.params = dict(params)
-        return net
+        return cls(cell, n_inputs=None, hidden_size=None, num_layers=num_layers,
+                   bidirectional=bidirectional, dropout=dropout, n_out=None, n_future=None,
+                   rng=None, nonlinearity=nonlinearity, params=params)
 
     def config(self) -> dict:
         return {"cell": self.cell, "num_layers": self.num_layers,
@@ -78,8 +82,7 @@ class RecurrentNet:
         """Inference of a single unidirectional CPU layer: only the final state,
         straight from the compiled kernel (no per-step outputs, no validation: the
         network made its own weights). None when the fast path does not apply."""
-        if (self.num_layers != 1 or self.bidirectional
-                or getattr(self, "device", "cpu") != "cpu"):
+        if self.num_layers != 1 or self.bidirectional or self.device != "cpu":
             return None
         p = self.params
         w = (p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"], p["bias_hh_l0"])
@@ -93,15 +96,20 @@ class RecurrentNet:
             return _cpu.gru_final_state(x_tm, *w, h0)
         return _cpu.rnn_final_state(x_tm, *w, h0, self.nonlinearity == "relu")
 
+    def _head(self, feats, fut):
+        """The linear head on the final state(s) and the known future inputs; returns
+        the outputs and the features it read (the backward pass needs them)."""
+        if fut is not None and fut.shape[1]:
+            feats = np.concatenate([feats, fut], axis=1)
+        return feats @ self.params["head.weight"].T + self.params["head.bias"], feats
+
     def forward(self, x, fut, training=False, rng=None, tbptt_steps=None):
         if not training:
             h = self._final_state_fast(x)
             if h is not None:
-                if fut is not None and fut.shape[1]:
-                    h = np.concatenate([h, fut], axis=1)
-                return h @ self.params["head.weight"].T + self.params["head.bias"], None
+                return self._head(h, fut)[0], None
         kw = dict(num_layers=self.num_layers, bidirectional=self.bidirectional,
-                  nonlinearity=self.nonlinearity, device=getattr(self, "device", "cpu"))
+                  nonlinearity=self.nonlinearity, device=self.device)
         p = self.rnn_params()
         state = None
         T = x.shape[1]
@@ -117,10 +125,7 @@ class RecurrentNet:
             x = np.ascontiguousarray(x[:, cut:])
         _, st, cache = F.forward(self.cell, x, p, state=state, dropout=self.dropout,
                                  training=training, seed=rng, **kw)
-        feats = self._features(st)
-        if fut is not None and fut.shape[1]:
-            feats = np.concatenate([feats, fut], axis=1)
-        out = feats @ self.params["head.weight"].T + self.params["head.bias"]
+        out, feats = self._head(self._features(st), fut)
         return out, (cache, feats, st)
 
     def backward(self, ctx, dout):
@@ -234,13 +239,11 @@ class Trainer:
 
     def evaluate(self, idx: np.ndarray) -> float:
         total, count = 0.0, 0
-        rows = None
-        lo = 0
+        lo, rows = 0, 64  # then sized to the windows' length (inference_rows)
         while lo < len(idx):
-            if rows is None:  # from the first window's length
-                rows = self.net.inference_rows(self.get_batch(idx[:1])[0].shape[1])
             x, y, fut = self.get_batch(idx[lo : lo + rows])
-            lo += rows
+            lo += len(x)
+            rows = self.net.inference_rows(x.shape[1])
             pred, _ = self.net.forward(x, fut)
             total += loss_and_grad(self.loss, pred, y, self.quantiles)[0] * len(x)
             count += len(x)
@@ -263,7 +266,6 @@ class Trainer:
         self.history = h
         if best_params is None:
             best_params = {k: v.copy() for k, v in self.net.params.items()}
-        self.best_params = best_params
         stopped = False
         start = len(h["loss"])
         bar = self.progress(total=max_epochs) if self.progress else None
@@ -288,7 +290,6 @@ class Trainer:
                 if monitored < threshold:
                     h["best"], h["best_epoch"] = monitored, epoch
                     best_params = {k: v.copy() for k, v in self.net.params.items()}
-                    self.best_params = best_params
                     h["stale"] = 0
                 else:
                     h["stale"] += 1

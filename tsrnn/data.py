@@ -156,27 +156,29 @@ def _check_matches(index, expected, where):
 MAX_ABS_VALUE = 1e300
 
 
+def _first_true(mask):
+    """(row, column) of the first True of a 2-D mask in row order, or None."""
+    rows, cols = np.nonzero(mask)
+    if rows.size == 0:
+        return None
+    return rows[0], cols[0]  # np.nonzero is in row-major order
+
+
 def check_finite(values: np.ndarray, channels, index, where: str, missing: str = "raise"):
     with np.errstate(invalid="ignore"):
         huge = np.abs(values) > MAX_ABS_VALUE
-    huge &= np.isfinite(values)
-    if huge.any():
-        rows, cols = np.nonzero(huge)
-        first = int(np.argmin(rows))
-        row, col = rows[first], cols[first]
+    found = _first_true(huge & np.isfinite(values))
+    if found is not None:
+        row, col = found
         raise ValueError(
             f"Column {channels[col]!r} of {where} has a value too large to forecast "
             f"({values[row, col]:g}) at {index[row]} (row {row}); |values| must be at "
             f"most {MAX_ABS_VALUE:g}. Rescale the column."
         )
-    bad = ~np.isfinite(values)
-    if not bad.any():
+    found = None if missing == "skip" else _first_true(~np.isfinite(values))
+    if found is None:
         return
-    if missing == "skip":
-        return
-    rows, cols = np.nonzero(bad)
-    first = int(np.argmin(rows))
-    row, col = rows[first], cols[first]
+    row, col = found
     raise ValueError(
         f"Column {channels[col]!r} of {where} has a non-finite value "
         f"({values[row, col]}) at {index[row]} (row {row}). Fill or drop it, or pass "
@@ -219,11 +221,7 @@ def future_indexes(indexes, freq, horizon: int) -> list:
                                  pd.to_datetime(row, unit=lasts.unit, utc=True)
                                  .tz_convert(lasts.tz), freq=offset)
                 for row in grid]
-    if isinstance(first, pd.PeriodIndex):
-        return [future_index(i, freq, horizon) for i in indexes]
-    step = freq if isinstance(freq, (int, np.integer)) else 1
-    return [pd.RangeIndex(i[-1] + step, i[-1] + step * (horizon + 1), step)
-            for i in indexes]
+    return [future_index(i, freq, horizon) for i in indexes]  # periods, integers: cheap
 
 
 def pack(X, *, target=None, exog=None, freq=None, missing="raise", id_col="unique_id",

@@ -48,37 +48,29 @@ def tanh(v):
     return math.tanh(v)
 
 
-@cuda.jit
-def _affine_rows(x2, w, bias, out2):
-    """out2[r, g] = bias[g] + sum_f x2[r, f] * w[g, f]   (x @ w.T + bias)."""
-    r, g = cuda.grid(2)
-    if r < out2.shape[0] and g < out2.shape[1]:
-        acc = bias[g]
-        for f in range(x2.shape[1]):
-            acc += x2[r, f] * w[g, f]
-        out2[r, g] = acc
+@cuda.jit(device=True)
+def _at(m, i, j, transposed):
+    return m[j, i] if transposed else m[i, j]
 
 
 @cuda.jit
-def _rows_times(d2, w, out2):
-    """out2[r, f] = sum_g d2[r, g] * w[g, f]   (d @ w)."""
-    r, f = cuda.grid(2)
-    if r < out2.shape[0] and f < out2.shape[1]:
-        acc = d2[r, 0] * w[0, f]  # starting from the first term keeps the dtype
-        for g in range(1, d2.shape[1]):
-            acc += d2[r, g] * w[g, f]
-        out2[r, f] = acc
-
-
-@cuda.jit
-def _sum_outer(d2, a2, out):
-    """out[g, k] = sum_r d2[r, g] * a2[r, k], summed in row order (deterministic)."""
-    g, k = cuda.grid(2)
-    if g < out.shape[0] and k < out.shape[1]:
-        acc = d2[0, g] * a2[0, k]
-        for r in range(1, d2.shape[0]):
-            acc += d2[r, g] * a2[r, k]
-        out[g, k] = acc
+def _contract(a, b, bias, out, a_t, b_t, has_bias):
+    """out[i, j] = bias[j] + sum_k A[i, k] * B[k, j], one thread per element, k in
+    order (deterministic). A is ``a`` or ``a.T`` (``a_t``), B is ``b`` or ``b.T``
+    (``b_t``); ``bias`` is read only with ``has_bias``. Every product around the time loop is
+    this one kernel: x @ w_ih.T + b, d @ w_ih, and d.T @ inputs."""
+    i, j = cuda.grid(2)
+    if i < out.shape[0] and j < out.shape[1]:
+        n_k = a.shape[0] if a_t else a.shape[1]
+        if has_bias:
+            acc = bias[j]
+            k0 = 0
+        else:  # starting from the first term keeps the dtype
+            acc = _at(a, i, 0, a_t) * _at(b, 0, j, b_t)
+            k0 = 1
+        for k in range(k0, n_k):
+            acc += _at(a, i, k, a_t) * _at(b, k, j, b_t)
+        out[i, j] = acc
 
 
 @cuda.jit
@@ -91,14 +83,18 @@ def _col_sum(d2, out):
         out[g] = acc
 
 
+def _no_bias(dtype):
+    return cuda.to_device(np.zeros(1, dtype=dtype))  # unread placeholder
+
+
 def input_projection(x_dev, w_ih_dev, bias_dev):
     """(time, batch, gates) pre-activations ``x @ w_ih.T + bias`` on the device."""
     T, B, F = x_dev.shape
     G = w_ih_dev.shape[0]
     out = cuda.device_array((T, B, G), dtype=x_dev.dtype)
     blocks, threads = grid2d(T * B, G)
-    _affine_rows[blocks, threads](x_dev.reshape(T * B, F), w_ih_dev, bias_dev,
-                                  out.reshape(T * B, G))
+    _contract[blocks, threads](x_dev.reshape(T * B, F), w_ih_dev, bias_dev,
+                               out.reshape(T * B, G), False, True, True)
     return out
 
 
@@ -108,7 +104,8 @@ def sum_outer(d_dev, a_dev):
     K = a_dev.shape[2]
     out = cuda.device_array((G, K), dtype=d_dev.dtype)
     blocks, threads = grid2d(G, K)
-    _sum_outer[blocks, threads](d_dev.reshape(T * B, G), a_dev[:T].reshape(T * B, K), out)
+    _contract[blocks, threads](d_dev.reshape(T * B, G), a_dev[:T].reshape(T * B, K),
+                               _no_bias(d_dev.dtype), out, True, False, False)
     return out.copy_to_host()
 
 
@@ -126,7 +123,8 @@ def input_grad(d_dev, w_ih_dev):
     F = w_ih_dev.shape[1]
     out = cuda.device_array((T * B, F), dtype=d_dev.dtype)
     blocks, threads = grid2d(T * B, F)
-    _rows_times[blocks, threads](d_dev.reshape(T * B, G), w_ih_dev, out)
+    _contract[blocks, threads](d_dev.reshape(T * B, G), w_ih_dev, _no_bias(d_dev.dtype), out,
+                               False, False, False)
     return out.copy_to_host().reshape(T, B, F)
 
 

@@ -230,9 +230,7 @@ def test_grid_search_with_time_series_split_in_parallel():
     (pd.date_range("2020-01-31", periods=5, freq="ME"), "ME"),
     (pd.date_range("2020-01-01", periods=5, freq="MS"), "MS"),
     (pd.date_range("2020-03-29 00:00", periods=5, freq="h", tz="Europe/Paris"), "h"),
-    (pd.RangeIndex(3, 8), 1),
-    (pd.period_range("2020-01", periods=4, freq="M"), None),
-])
+])  # (periods and integers are not vectorised: future_indexes defers to future_index)
 def test_vectorised_future_indexes_equal_one_date_range_per_series(idx, freq):
     from pandas.tseries.frequencies import to_offset
 

@@ -101,8 +101,9 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         Standardise each input window's target channels by the window's own mean
         and standard deviation, and forecast the change from the baseline in those
         units (as neuralforecast does), so that series whose level and amplitude
-        drift are seen on one scale. Pandas input only. (Off by default: on the
-        bundled series it did not help, 0.652 vs 0.616 relative MASE on four.)
+        drift are seen on one scale. Pandas input only. (Off by default: it did not
+        help on the bundled series; compare with ``benchmarks/bench_accuracy.py
+        --tsrnn-params '{"window_scaling": true}'``.)
     season_length : int or None, default=None
         Season of the seasonal baseline; None takes it from the frequency
         (monthly 12, quarterly 4, hourly 24, daily 7, ...).

@@ -91,8 +91,12 @@ def _load_model(path):
     return TSRNNRegressor.load(path)
 
 
-def _model_columns(model):
-    return model._target_names, model._channels[model._n_targets:]
+def _model_and_history(a):
+    """The model file and the data CSV, restricted to the model's columns."""
+    model = _load_model(a.model)
+    target, exog = model._target_names, model._channels[model._n_targets:]
+    df = read_table(a.data, a.time_col)
+    return model, _select(df, target, exog, "unique_id" in df.columns)
 
 
 def cmd_fit(a):
@@ -133,10 +137,7 @@ def _write_or_print(df, path, **kw):
 
 
 def cmd_predict(a):
-    model = _load_model(a.model)
-    target, exog = _model_columns(model)
-    df = read_table(a.data, a.time_col)
-    df = _select(df, target, exog, "unique_id" in df.columns)
+    model, df = _model_and_history(a)
     if model._future_exog and not a.future:
         raise CLIError(f"this model needs the known future values of "
                        f"{model._future_exog}: pass --future FILE.csv with the "
@@ -150,10 +151,7 @@ def cmd_predict(a):
 def cmd_backtest(a):
     from tsrnn.backtesting import backtest
 
-    model = _load_model(a.model)
-    target, exog = _model_columns(model)
-    df = read_table(a.data, a.time_col)
-    df = _select(df, target, exog, "unique_id" in df.columns)
+    model, df = _model_and_history(a)
     refit = {"always": True, "never": False}.get(a.refit)
     if refit is None:
         try:
@@ -167,7 +165,7 @@ def cmd_backtest(a):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a per-window ConvergenceWarning is noise here
         res = backtest(est, df, n_windows=a.windows, step=a.step, refit=refit,
-                       level=a.level or None, target=target,
+                       level=a.level or None, target=model._target_names,
                        future_exog=model._future_exog or None)
     print(res.metrics.to_string(float_format=lambda v: f"{v:.4g}"))
     if a.output:

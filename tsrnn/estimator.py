@@ -529,10 +529,12 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         # Conformal scores from the held-out (validation) windows, for predict(level=).
         self._conformal_scores = None
         if self.early_stopping:
+            cal_starts, cal_counts = starts, per_series
             if out_steps != self.horizon:  # recursive: scored over the whole horizon
-                starts, series = D.window_starts(panel.indptr, lookback, self.horizon, bad)
-                per_series = np.bincount(series, minlength=panel.n_series)
-            cal_starts = starts[_held_out_tail(per_series, self.validation_fraction)]
+                cal_starts, cal_series = D.window_starts(panel.indptr, lookback,
+                                                         self.horizon, bad)
+                cal_counts = np.bincount(cal_series, minlength=panel.n_series)
+            cal_starts = cal_starts[_held_out_tail(cal_counts, self.validation_fraction)]
             if cal_starts.size:
                 self._conformal_scores = self._abs_errors(values, cal_starts)
         return self

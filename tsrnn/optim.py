@@ -8,8 +8,30 @@ checkpoints trivial. The update rules are PyTorch's (``torch.optim.SGD``, ``Adam
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
+
+from tsrnn._config import JIT_OPTIONS
 
 __all__ = ["SGD", "Adam", "RMSprop", "make_optimizer"]
+
+
+@njit(**JIT_OPTIONS)
+def _adam_update(p, g, m, v, b1, b2, step_size, c2, eps, wd):
+    """One Adam step over flat arrays, in one pass: numpy's version makes eight
+    passes and five temporaries per parameter (110 us of a 0.7 ms training step
+    for a hidden-32 LSTM at batch 32)."""
+    for i in range(p.size):
+        gi = g[i] + wd * p[i]
+        mi = b1 * m[i] + (1.0 - b1) * gi
+        vi = b2 * v[i] + (1.0 - b2) * (gi * gi)
+        m[i] = mi
+        v[i] = vi
+        p[i] -= step_size * mi / (np.sqrt(vi / c2) + eps)
+
+
+def _flat(a):
+    """A 1-D view of ``a`` (None when ``a`` is not contiguous: no view exists)."""
+    return a.reshape(-1) if a.flags.c_contiguous else None
 
 
 class _Optimizer:
@@ -79,12 +101,16 @@ class Adam(_Optimizer):
         c2 = 1.0 - b2**self.t
         step_size = self.learning_rate / c1
         for k, p in params.items():
-            g = self._grad(p, grads[k])
             m = self.m.get(k)
             if m is None:
                 m = self.m[k] = np.zeros_like(p)
                 self.v[k] = np.zeros_like(p)
             v = self.v[k]
+            flat = [_flat(a) for a in (p, grads[k], m, v)]
+            if all(a is not None for a in flat) and grads[k].dtype == p.dtype:
+                _adam_update(*flat, b1, b2, step_size, c2, self.eps, self.weight_decay)
+                continue
+            g = self._grad(p, grads[k])
             m *= b1
             m += (1 - b1) * g
             v *= b2

@@ -172,7 +172,7 @@ def loss_and_grad(kind: str, pred: np.ndarray, y: np.ndarray, quantiles=None):
 
 
 def clip_by_global_norm(grads: dict, max_norm) -> float:
-    total = float(np.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in grads.values())))
+    total = float(np.sqrt(sum(_cpu.sum_squares(g.reshape(-1)) for g in grads.values())))
     if max_norm is not None and total > max_norm and np.isfinite(total):
         s = max_norm / (total + 1e-12)
         for g in grads.values():

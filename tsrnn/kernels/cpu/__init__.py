@@ -14,7 +14,7 @@ directions are run by reversing each sequence within its length first
 """
 
 from tsrnn.kernels.cpu.gru import gru_backward, gru_final_state, gru_forward
-from tsrnn.kernels.cpu.linalg import reverse_padded
+from tsrnn.kernels.cpu.linalg import reverse_padded, sum_squares
 from tsrnn.kernels.cpu.lstm import lstm_backward, lstm_final_state, lstm_forward
 from tsrnn.kernels.cpu.rnn import rnn_backward, rnn_final_state, rnn_forward
 
@@ -29,4 +29,5 @@ __all__ = [
     "rnn_backward",
     "rnn_final_state",
     "rnn_forward",
+    "sum_squares",
 ]

@@ -93,6 +93,16 @@ def col_sum(d):
 
 
 @njit(**JIT_OPTIONS)
+def sum_squares(a):
+    """Sum of squares of a 1-D array, accumulated in float64 without a float64 copy
+    (the global-norm clip reads every gradient once per training step)."""
+    s = 0.0
+    for i in range(a.size):
+        s += np.float64(a[i]) * np.float64(a[i])
+    return s
+
+
+@njit(**JIT_OPTIONS)
 def input_grad(dpre, w_ih):
     """``dx = dpre @ w_ih``: (time, batch, features)."""
     T, B, G = dpre.shape

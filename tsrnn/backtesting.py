@@ -161,7 +161,7 @@ def _forecast_block(model, panel, windows, n_drop, levels):
     which = [(i, w) for i in range(panel.n_series) for w in windows]
     first = np.array([panel.indptr[i] + lengths[i] - n_drop[w] for i, w in which],
                      np.int64)  # row of each window's first forecast step
-    x, _, f = D.gather_windows(values, first - L, L, H, nt, model._fut_cols)
+    x, _, f = D.gather_windows(values, first - L, L, H, nt, model._net_fut_cols)
     outs = model._unscale(model._predict_scaled(x, f), [params[i][0] for i, _ in which],
                           [params[i][1] for i, _ in which], levels)
     # One row per (window, step, target), windows in `which` order, targets fastest.

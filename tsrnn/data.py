@@ -350,6 +350,73 @@ def scale_values(values, indptr, loc, scale, dtype=np.float32):
     return out
 
 
+# ------------------------------------------------------------------------- calendar
+#: Calendar cycles the network can be told about, with their length.
+CALENDAR_CYCLES = {"day": pd.Timedelta(days=1), "week": pd.Timedelta(days=7),
+                   "year": pd.Timedelta(days=365.2425)}
+
+
+#: A cycle seen only a few times is memorised rather than learned: on 3.5 weeks of
+#: hourly noise the week features made the 10-90% quantile band 50% too wide.
+MIN_CALENDAR_REPEATS = 4
+
+
+def _as_timestamps(index):
+    if isinstance(index, pd.PeriodIndex):
+        return index.to_timestamp()
+    return index if isinstance(index, pd.DatetimeIndex) else None
+
+
+def step_length(index, freq):
+    """The time one step of ``index`` spans (None for an integer index)."""
+    ts = _as_timestamps(index)
+    if ts is None or len(ts) == 0:
+        return None
+    if isinstance(index, pd.PeriodIndex):
+        freq = index.freq
+    if freq is None:
+        return None
+    pair = pd.date_range(ts[-1], periods=2, freq=freq) if isinstance(index, pd.DatetimeIndex) \
+        else pd.period_range(index[-1], periods=2, freq=freq).to_timestamp()
+    return pair[1] - pair[0]
+
+
+def auto_calendar(index, freq, lookback: int, n_steps: int) -> list:
+    """The calendar cycles worth feeding to a network: those longer than the
+    ``lookback`` (a window cannot show them) that the training data covers at least
+    ``MIN_CALENDAR_REPEATS`` times. ``index`` is one series' index, ``n_steps`` the
+    length of the longest series."""
+    step = step_length(index, freq)
+    if step is None or step <= pd.Timedelta(0):
+        return []
+    cycles = []
+    for name, length in CALENDAR_CYCLES.items():
+        steps_per_cycle = length / step
+        if steps_per_cycle > lookback and n_steps >= MIN_CALENDAR_REPEATS * steps_per_cycle:
+            cycles.append(name)
+    return cycles
+
+
+def calendar_values(index, cycles, dtype=np.float32) -> np.ndarray:
+    """(len(index), 2 * len(cycles)): sine and cosine of each timestamp's position in
+    each cycle (day, week, year), so that the end of a cycle meets its start."""
+    out = np.empty((len(index), 2 * len(cycles)), dtype=dtype)
+    if not cycles:
+        return out
+    ts = _as_timestamps(index)
+    day = (ts.hour.to_numpy() * 3600 + ts.minute.to_numpy() * 60 + ts.second.to_numpy()) / 86400.0
+    for j, name in enumerate(cycles):
+        if name == "day":
+            phase = day
+        elif name == "week":
+            phase = (ts.day_of_week.to_numpy() + day) / 7.0
+        else:  # year
+            phase = (ts.day_of_year.to_numpy() - 1 + day) / np.where(ts.is_leap_year, 366.0, 365.0)
+        out[:, 2 * j] = np.sin(2 * np.pi * phase)
+        out[:, 2 * j + 1] = np.cos(2 * np.pi * phase)
+    return out
+
+
 # -------------------------------------------------------------------------- windows
 def window_starts(indptr, lookback, horizon, bad_rows=None) -> tuple[np.ndarray, np.ndarray]:
     """Start rows of every complete (lookback + horizon) window, and their series.

@@ -114,6 +114,14 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
     season_length : int or None, default=None
         Season of the seasonal baseline; None takes it from the frequency
         (monthly 12, quarterly 4, hourly 24, daily 7, ...).
+    calendar : "auto", None or list of {"day", "week", "year"}, default="auto"
+        Feed the network the sine and cosine of each timestamp's position in these
+        calendar cycles, for the window and for the forecast steps (known future
+        inputs, computed from the index: nothing to pass to ``predict``). "auto"
+        takes the cycles longer than ``lookback``, which no window can show (the
+        year for daily data, the week for hourly data with a 3-day lookback), that
+        the training data covers at least four times. Pandas input with a datetime or
+        period index only.
     quantiles : list of float in (0, 1) or None, default=None
         Train one network on the pinball loss for all these quantiles (``loss`` is
         then not used) and forecast them all; outputs are sorted so quantiles never
@@ -171,6 +179,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         "loss": [StrOptions({"mse", "mae", "huber"})],
         "quantiles": ["array-like", None],
         "baseline": [StrOptions({"auto", "last", "seasonal"})],
+        "calendar": [StrOptions({"auto"}), None, list, tuple],
         "window_scaling": ["boolean"],
         "season_length": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "early_stopping": ["boolean"],
@@ -192,7 +201,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
                  batch_size=32, max_epochs=200, learning_rate=3e-3, optimizer="adam",
                  weight_decay=0.0, clip_norm=1.0, loss="mae", quantiles=None,
                  baseline="auto", window_scaling=False, season_length=None,
-                 early_stopping=True,
+                 calendar="auto", early_stopping=True,
                  validation_fraction=0.1, patience=20, scaler="standard", missing="raise",
                  freq=None, checkpoint_path=None, checkpoint_every=1, random_state=None,
                  device="cpu", verbose=0, warm_start=False):
@@ -216,6 +225,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         self.baseline = baseline
         self.window_scaling = window_scaling
         self.season_length = season_length
+        self.calendar = calendar
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.patience = patience
@@ -491,7 +501,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
             raise ValueError("No complete window without missing values in X.")
         per_series = np.bincount(series, minlength=panel.n_series)
         fut_cols = np.array([panel.channels.index(c) for c in future_exog], np.int64)
-        K, nt = len(fut_cols), panel.n_targets
+        nt = panel.n_targets
         lookback = self.lookback
 
         # The network forecasts the change from a naive baseline (in scaled units):
@@ -502,9 +512,15 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         if not (incremental and hasattr(self, "net_")):
             self._season = self._choose_season(values, panel, out_steps, bad)
             self._window_scaling = bool(self.window_scaling)
+            self._calendar = self._choose_calendar(panel)
+        self._channels = list(panel.channels)
+        self._fut_cols = fut_cols
+        values = self._with_calendar(values, panel.index)
+        net_fut_cols = self._net_fut_cols
 
         def get_batch(idx):
-            x, yw, f = D.gather_windows(values, starts[idx], lookback, out_steps, nt, fut_cols)
+            x, yw, f = D.gather_windows(values, starts[idx], lookback, out_steps, nt,
+                                        net_fut_cols)
             yw = yw - self._baseline(x, out_steps)
             norm = self._window_norm(x)
             if norm is not None:
@@ -513,10 +529,8 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
             return x, yw.reshape(len(idx), -1), f.reshape(len(idx), -1)
 
         self._mode = "pandas"
-        self._channels = list(panel.channels)
         self._target_names = list(panel.target_names)
         self._future_exog = list(future_exog)
-        self._fut_cols = fut_cols
         self._kind = panel.kind
         self._freq = panel.freq
         self._ids = list(panel.ids)
@@ -530,8 +544,8 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         ]
         self.n_features_in_ = len(panel.channels)
         self.feature_names_in_ = np.asarray(panel.channels, dtype=object)
-        self._train(get_batch, per_series, len(panel.channels),
-                    out_steps * nt * self._n_quantiles, out_steps * K,
+        self._train(get_batch, per_series, values.shape[1],
+                    out_steps * nt * self._n_quantiles, out_steps * len(net_fut_cols),
                     incremental=incremental)
         # Conformal scores from the held-out (validation) windows, for predict(level=).
         self._conformal_scores = None
@@ -586,6 +600,45 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         e_seas = np.nanmean(np.concatenate([e.ravel() for e in err[m]]))
         return int(m) if e_seas < e_last else 0
 
+    def _choose_calendar(self, panel):
+        """The calendar cycles this fit feeds the network (see ``calendar``)."""
+        if self.calendar is None:
+            return []
+        has_time = all(D.step_length(i, panel.freq) is not None for i in panel.index[:1])
+        if self.calendar == "auto":
+            if not has_time:
+                return []
+            return D.auto_calendar(panel.index[0], panel.freq, self.lookback,
+                                   int(panel.lengths().max()))
+        cycles = list(self.calendar)
+        unknown = [c for c in cycles if c not in D.CALENDAR_CYCLES]
+        if unknown or len(set(cycles)) != len(cycles):
+            raise ValueError(f"calendar must be 'auto', None or a list of distinct "
+                             f"{list(D.CALENDAR_CYCLES)}; got {self.calendar!r}.")
+        if cycles and not has_time:
+            raise ValueError("calendar= needs a DatetimeIndex or PeriodIndex (with a "
+                             "frequency); this data has an integer index. Pass "
+                             "calendar=None.")
+        return cycles
+
+    @property
+    def _net_fut_cols(self):
+        """Columns of the network's input that are known in the future: the
+        future_exog columns, then the calendar columns (appended after the data)."""
+        cal = getattr(self, "_calendar", [])
+        C = len(self._channels)
+        return np.concatenate([np.asarray(self._fut_cols, np.int64),
+                               np.arange(C, C + 2 * len(cal), dtype=np.int64)])
+
+    def _with_calendar(self, values, indexes):
+        """Scaled (rows, channels) values of series with these indexes, with the
+        calendar columns appended (unchanged without calendar cycles)."""
+        cal = getattr(self, "_calendar", [])
+        if not cal:
+            return values
+        return np.hstack([values, np.concatenate([D.calendar_values(i, cal, values.dtype)
+                                                  for i in indexes])])
+
     # Floor of a window's scale, in (per-series standardised) units: a flat window
     # must not turn noise into huge inputs.
     _MIN_WINDOW_SCALE = 0.05
@@ -631,7 +684,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         rows = self.net_.inference_rows(self.lookback)
         for lo in range(0, starts.size, rows):
             x, y, f = D.gather_windows(values, starts[lo : lo + rows], self.lookback,
-                                       self.horizon, self._n_targets, self._fut_cols)
+                                       self.horizon, self._n_targets, self._net_fut_cols)
             point = self._point(self._predict_scaled(x, f))
             out.append(np.abs(y.astype(np.float64) - point))
         return np.concatenate(out)
@@ -776,7 +829,8 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         params = self._history_scaling(panel, keep_unnamed_scaling=True)
         loc = np.stack([p[0] for p in params])
         scale = np.stack([p[1] for p in params])
-        return D.scale_values(panel.values, panel.indptr, loc, scale), params
+        values = D.scale_values(panel.values, panel.indptr, loc, scale)
+        return self._with_calendar(values, panel.index), params
 
     def _history_tails(self, X):
         if X is None:
@@ -852,8 +906,8 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
             pred[:, h, :, 0] = step
             nxt = np.empty((n, 1, window.shape[2]), np.float32)
             nxt[:, 0, :nt] = step
-            if len(self._fut_cols):
-                nxt[:, 0, self._fut_cols] = futs[:, h, :]
+            if futs.shape[2]:
+                nxt[:, 0, self._net_fut_cols] = futs[:, h, :]
             window = np.concatenate([window[:, 1:], nxt], axis=1)
         return pred
 
@@ -879,14 +933,17 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
     def _forecast(self, tails, ids, params, future, levels=()):
         H = self.horizon
         n = len(tails)
-        xs = np.empty((n, self.lookback, len(self._channels)), np.float32)
+        C, cal = len(self._channels), getattr(self, "_calendar", [])
+        xs = np.empty((n, self.lookback, C + 2 * len(cal)), np.float32)
         futs = []
         fidxs = D.future_indexes([idx for _, idx in tails], self._freq, H)
-        for i, ((raw, _), (loc, scale)) in enumerate(zip(tails, params)):
-            xs[i] = (raw - loc) / scale
+        for i, ((raw, idx), (loc, scale)) in enumerate(zip(tails, params)):
+            xs[i, :, :C] = (raw - loc) / scale
+            xs[i, :, C:] = D.calendar_values(idx, cal)
             fb = self._future_block(future, ids[i], fidxs[i])
-            futs.append((fb - loc[self._fut_cols]) / scale[self._fut_cols]
-                        if fb.shape[1] else fb)
+            if fb.shape[1]:
+                fb = (fb - loc[self._fut_cols]) / scale[self._fut_cols]
+            futs.append(np.hstack([fb, D.calendar_values(fidxs[i], cal, np.float64)]))
         futs = np.asarray(futs, np.float32).reshape(n, H, -1)
         outs = self._unscale(self._predict_scaled(xs, futs), [p[0] for p in params],
                              [p[1] for p in params], levels)
@@ -937,6 +994,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         est = cls()
         try:
             params = dict(meta["params"])
+            params.setdefault("calendar", None)  # files before calendar features
             unknown = sorted(set(params) - set(est.get_params()))
             if unknown:
                 raise ValueError(f"unknown parameters {unknown}")
@@ -985,6 +1043,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
             "quantiles": list(getattr(self, "_quantiles", [])),
             "season": int(getattr(self, "_season", 0)),
             "window_scaling": bool(getattr(self, "_window_scaling", False)),
+            "calendar": list(getattr(self, "_calendar", [])),
             "n_features_in": int(self.n_features_in_),
             "feature_names_in": (None if not hasattr(self, "feature_names_in_")
                                  else [_plain(c) for c in self.feature_names_in_]),
@@ -1048,6 +1107,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         self._quantiles = [float(q) for q in state["quantiles"]]
         self._season = int(state.get("season", 0))
         self._window_scaling = bool(state.get("window_scaling", False))
+        self._calendar = [str(c) for c in state.get("calendar", [])]
         self.n_features_in_ = int(state["n_features_in"])
         if state["feature_names_in"] is not None:
             self.feature_names_in_ = np.asarray(state["feature_names_in"], dtype=object)

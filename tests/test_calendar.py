@@ -1,0 +1,123 @@
+"""Calendar features: the position in the day, week and year as known-future inputs."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from tsrnn import TSRNNRegressor, backtest
+from tsrnn import data as D
+
+
+def _fit(model, *a, **k):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return model.fit(*a, **k)
+
+
+def test_calendar_values_are_sine_and_cosine_of_the_cycle_position():
+    # Monday 2024-01-01 00:00 (a leap year), then 18:00 the same day, then July 2.
+    idx = pd.DatetimeIndex(["2024-01-01 00:00", "2024-01-01 18:00", "2024-07-02 12:00"])
+    v = D.calendar_values(idx, ["day", "week", "year"], np.float64)
+    day = np.array([0, 0.75, 0.5])
+    week = np.array([0, 0.75 / 7, (1 + 0.5) / 7])  # July 2 2024 is a Tuesday
+    year = np.array([0, 0.75 / 366, (183 + 0.5) / 366])  # day 184 of 366
+    for j, phase in enumerate((day, week, year)):
+        np.testing.assert_allclose(v[:, 2 * j], np.sin(2 * np.pi * phase), atol=1e-12)
+        np.testing.assert_allclose(v[:, 2 * j + 1], np.cos(2 * np.pi * phase), atol=1e-12)
+    # a period index gives the values of its start timestamps
+    p = pd.period_range("2024-01", periods=3, freq="M")
+    np.testing.assert_allclose(D.calendar_values(p, ["year"]),
+                               D.calendar_values(p.to_timestamp(), ["year"]))
+
+
+@pytest.mark.parametrize("freq, n, lookback, expected", [
+    ("D", 3650, 30, ["year"]),       # the year is longer than the window, seen 10 times
+    ("D", 1000, 30, []),             # a year seen under 4 times is memorised, not learned
+    ("D", 3650, 400, []),            # the window shows the whole year
+    ("h", 2000, 72, ["week"]),       # the day fits in 72 hours, the week does not
+    ("h", 2000, 12, ["day", "week"]),
+    ("h", 600, 48, []),              # 3.5 weeks
+    ("MS", 144, 24, []),             # monthly: the window shows the year
+    ("MS", 144, 6, ["year"]),
+    ("YS", 300, 10, []),
+])
+def test_auto_takes_cycles_longer_than_the_window_seen_four_times(freq, n, lookback, expected):
+    idx = pd.date_range("2000-01-01", periods=n, freq=freq)
+    assert D.auto_calendar(idx, idx.freq, lookback, n) == expected
+
+
+def test_an_integer_index_has_no_calendar():
+    assert D.auto_calendar(pd.RangeIndex(500), 1, 10, 500) == []
+    y = pd.Series(np.sin(np.arange(200) / 5))
+    m = _fit(TSRNNRegressor(lookback=10, horizon=2, hidden_size=4, max_epochs=2,
+                            random_state=0), y)
+    assert m._calendar == []
+    with pytest.raises(ValueError, match="calendar= needs a DatetimeIndex"):
+        TSRNNRegressor(lookback=10, horizon=2, calendar=["week"]).fit(y)
+
+
+def test_unknown_cycle_is_refused():
+    y = pd.Series(np.arange(100.0), index=pd.date_range("2020", periods=100, freq="D"))
+    with pytest.raises(ValueError, match="calendar must be 'auto', None or a list"):
+        TSRNNRegressor(lookback=10, horizon=2, calendar=["month"]).fit(y)
+
+
+def _summers(years=4, seed=0):
+    """Daily: 0 most of the year, 1 from day 150 to 240, plus noise. A one-week
+    window cannot tell when the step comes; the position in the year can."""
+    idx = pd.date_range("2001-01-01", periods=365 * years + 200, freq="D")
+    doy = idx.day_of_year.to_numpy()
+    rng = np.random.default_rng(seed)
+    v = ((doy >= 150) & (doy < 240)).astype(float) + 0.05 * rng.standard_normal(len(idx))
+    return pd.Series(v, index=idx, name="y")
+
+
+def test_the_year_cycle_lets_a_short_window_foresee_a_seasonal_step(tmp_path):
+    y = _summers()
+    cut = y.index.get_loc(pd.Timestamp("2005-05-27"))  # the step is 3 days later
+    train, test = y.iloc[:cut], y.iloc[cut : cut + 10]
+    kw = dict(lookback=7, horizon=10, hidden_size=16, max_epochs=60, random_state=0)
+    with_cal = _fit(TSRNNRegressor(**kw), train)
+    assert with_cal._calendar == ["year"]
+    without = _fit(TSRNNRegressor(calendar=None, **kw), train)
+    err_with = np.abs(with_cal.predict()["y"].to_numpy() - test.to_numpy()).mean()
+    err_without = np.abs(without.predict()["y"].to_numpy() - test.to_numpy()).mean()
+    assert err_with < 0.5 * err_without
+    # the cycles are part of the model: saved, loaded, and used for new history too
+    loaded = TSRNNRegressor.load(with_cal.save(tmp_path / "cal.tsrnn"))
+    assert loaded._calendar == ["year"]
+    pd.testing.assert_frame_equal(loaded.predict(), with_cal.predict())
+    pd.testing.assert_frame_equal(loaded.predict(train), with_cal.predict(train))
+
+
+def test_calendar_with_future_exog_recursive_and_backtest():
+    """The calendar columns come after the user's known-future columns in every
+    path: direct and recursive forecasts, and a backtest equals refitting by hand."""
+    idx = pd.date_range("2020-01-01", periods=24 * 40, freq="h")
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(len(idx))
+    dow = idx.day_of_week.to_numpy()
+    df = pd.DataFrame({"y": (dow >= 5) + 0.5 * x + 0.1 * rng.standard_normal(len(idx)),
+                       "x": x}, index=idx)
+    for strategy in ("direct", "recursive"):
+        m = _fit(TSRNNRegressor(lookback=24, horizon=6, hidden_size=8, max_epochs=3,
+                                strategy=strategy, random_state=0),
+                 df.iloc[:-6], target="y", future_exog=["x"])
+        assert m._calendar == ["week"]
+        fc = m.predict(future=df.iloc[-6:][["x"]])
+        assert fc.shape == (6, 1) and np.isfinite(fc.to_numpy()).all()
+    res = backtest(m, df, n_windows=1, refit=False, target="y", future_exog=["x"])
+    last = res.forecasts["forecast"].to_numpy()
+    np.testing.assert_allclose(last, m.predict(future=df.iloc[-6:][["x"]])["y"].to_numpy(),
+                               rtol=1e-6)
+
+
+def test_older_model_files_keep_working_without_calendar():
+    from pathlib import Path
+
+    path = Path(__file__).parent / "fixtures" / "v1_series_lstm.tsrnn"
+    m = TSRNNRegressor.load(path)
+    assert m.get_params()["calendar"] is None and m._calendar == []

@@ -120,3 +120,16 @@ def test_python_dash_m_entry_point():
     r = subprocess.run([sys.executable, "-m", "tsrnn", "--version"], capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.startswith("tsrnn ")
+
+
+def test_fit_passes_loss_and_calendar(elec, capsys):
+    from tsrnn import TSRNNRegressor
+
+    d = elec
+    for flag, cycles in (("none", []), ("day,week", ["day", "week"])):
+        rc, out, err = run(["fit", d / "elec.csv", "--target", "demand_gw", "--lookback", 12,
+                            "--horizon", 2, "--hidden-size", 4, "--max-epochs", 1,
+                            "--loss", "mse", "--calendar", flag, "-o", d / "c.tsrnn"], capsys)
+        assert rc == 0, err
+        m = TSRNNRegressor.load(d / "c.tsrnn")
+        assert m.loss == "mse" and m._calendar == cycles

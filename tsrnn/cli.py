@@ -35,6 +35,13 @@ def _split(s):
     return [c.strip() for c in s.split(",") if c.strip()] if s else []
 
 
+def _calendar(s):
+    """"auto", "none" or cycles separated by commas (day, week, year)."""
+    if s == "auto":
+        return s
+    return None if s == "none" else _split(s)
+
+
 def _floats(s):
     try:
         return [float(v) for v in _split(s)]
@@ -113,8 +120,8 @@ def cmd_fit(a):
     params = dict(cell=a.cell, hidden_size=a.hidden_size, num_layers=a.num_layers,
                   lookback=a.lookback, horizon=a.horizon, strategy=a.strategy,
                   max_epochs=a.max_epochs, batch_size=a.batch_size,
-                  learning_rate=a.learning_rate, random_state=a.random_state,
-                  freq=a.freq, verbose=int(a.progress))
+                  learning_rate=a.learning_rate, loss=a.loss, calendar=a.calendar,
+                  random_state=a.random_state, freq=a.freq, verbose=int(a.progress))
     if a.quantiles:
         params["quantiles"] = a.quantiles
     model = TSRNNRegressor(**params)
@@ -227,6 +234,9 @@ def build_parser():
     f.add_argument("--max-epochs", type=int, default=200)
     f.add_argument("--batch-size", type=int, default=32)
     f.add_argument("--learning-rate", type=float, default=3e-3)
+    f.add_argument("--loss", choices=["mae", "mse", "huber"], default="mae")
+    f.add_argument("--calendar", type=_calendar, default="auto",
+                   help="calendar inputs: auto (default), none, or e.g. week,year")
     f.add_argument("--quantiles", type=_floats, help="e.g. 0.1,0.5,0.9")
     f.add_argument("--freq", help="frequency when it cannot be inferred (e.g. h, D, MS)")
     f.add_argument("--random-state", type=int, default=0)

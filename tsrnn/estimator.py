@@ -1140,7 +1140,9 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         """The recurrent weights under PyTorch's ``nn.LSTM/GRU/RNN`` names and shapes
         (numpy arrays; ``{k: torch.from_numpy(v) for k, v in ...}`` loads them into a
         torch module built with the same sizes), plus ``head.weight``/``head.bias``
-        for an ``nn.Linear`` head."""
+        for an ``nn.Linear`` head. The network's inputs are the data columns in fit
+        order, then a sine and a cosine per calendar cycle (``self._calendar``); the
+        head reads the final state, then the known future inputs step by step."""
         check_is_fitted(self, "net_")
         return {k: v.copy() for k, v in self.net_.params.items()}
 

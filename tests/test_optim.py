@@ -67,3 +67,16 @@ def test_matches_torch(name):
         wt.grad = torch.tensor(g)
         topt.step()
     np.testing.assert_allclose(p["w"], wt.detach().numpy(), rtol=1e-10)
+
+
+def test_adam_updates_non_contiguous_parameters_in_place():
+    rng = np.random.default_rng(2)
+    base = rng.standard_normal((4, 6))
+    strided = {"w": base.T}  # an F-ordered view: no flat view of it exists
+    plain = {"w": base.T.copy()}
+    a, b = Adam(0.1), Adam(0.1)
+    for _ in range(3):
+        g = rng.standard_normal((6, 4))
+        a.step(strided, {"w": g})
+        b.step(plain, {"w": np.asfortranarray(g)})
+    np.testing.assert_array_equal(base.T, plain["w"])  # the caller's array moved

@@ -17,9 +17,9 @@ __all__ = ["SGD", "Adam", "RMSprop", "make_optimizer"]
 
 @njit(**JIT_OPTIONS)
 def _adam_update(p, g, m, v, b1, b2, step_size, c2, eps, wd):
-    """One Adam step over flat arrays, in one pass: numpy's version makes eight
-    passes and five temporaries per parameter (110 us of a 0.7 ms training step
-    for a hidden-32 LSTM at batch 32)."""
+    """One Adam step over flat arrays, in one pass (numpy needs eight passes and
+    five temporaries per parameter: 47 us against 19 us per step for a hidden-32
+    LSTM with its head, measured side by side)."""
     for i in range(p.size):
         gi = g[i] + wd * p[i]
         mi = b1 * m[i] + (1.0 - b1) * gi
@@ -27,11 +27,6 @@ def _adam_update(p, g, m, v, b1, b2, step_size, c2, eps, wd):
         m[i] = mi
         v[i] = vi
         p[i] -= step_size * mi / (np.sqrt(vi / c2) + eps)
-
-
-def _flat(a):
-    """A 1-D view of ``a`` (None when ``a`` is not contiguous: no view exists)."""
-    return a.reshape(-1) if a.flags.c_contiguous else None
 
 
 class _Optimizer:
@@ -56,7 +51,7 @@ class _Optimizer:
             slot = {}
             for k, v in state.items():
                 if k.startswith(name + "/"):
-                    slot[k[len(name) + 1 :]] = np.array(v)
+                    slot[k[len(name) + 1 :]] = np.array(v, order="C")
             setattr(self, name, slot)
 
 
@@ -101,21 +96,17 @@ class Adam(_Optimizer):
         c2 = 1.0 - b2**self.t
         step_size = self.learning_rate / c1
         for k, p in params.items():
-            m = self.m.get(k)
-            if m is None:
-                m = self.m[k] = np.zeros_like(p)
-                self.v[k] = np.zeros_like(p)
-            v = self.v[k]
-            flat = [_flat(a) for a in (p, grads[k], m, v)]
-            if all(a is not None for a in flat) and grads[k].dtype == p.dtype:
-                _adam_update(*flat, b1, b2, step_size, c2, self.eps, self.weight_decay)
-                continue
-            g = self._grad(p, grads[k])
-            m *= b1
-            m += (1 - b1) * g
-            v *= b2
-            v += (1 - b2) * (g * g)
-            p -= step_size * m / (np.sqrt(v / c2) + self.eps)
+            if k not in self.m:  # C-ordered, so that reshape(-1) below is a view
+                self.m[k] = np.zeros(p.shape, p.dtype)
+                self.v[k] = np.zeros(p.shape, p.dtype)
+            # The update runs on flat views; a non-contiguous parameter is updated
+            # in a contiguous copy that is written back.
+            flat = p.reshape(-1) if p.flags.c_contiguous else np.ascontiguousarray(p).reshape(-1)
+            g = np.ascontiguousarray(grads[k], dtype=p.dtype).reshape(-1)
+            _adam_update(flat, g, self.m[k].reshape(-1), self.v[k].reshape(-1), b1, b2,
+                         step_size, c2, self.eps, self.weight_decay)
+            if not p.flags.c_contiguous:
+                p[...] = flat.reshape(p.shape)
 
 
 class RMSprop(_Optimizer):

@@ -417,6 +417,14 @@ def calendar_values(index, cycles, dtype=np.float32) -> np.ndarray:
     return out
 
 
+def stacked_calendar_values(indexes, cycles, dtype=np.float32) -> np.ndarray:
+    """:func:`calendar_values` of several series' indexes, one under the other, in
+    one vectorised pass (not one pandas call per series)."""
+    if not cycles or not indexes:
+        return np.empty((sum(len(i) for i in indexes), 2 * len(cycles)), dtype=dtype)
+    return calendar_values(indexes[0].append(list(indexes[1:])), cycles, dtype)
+
+
 # -------------------------------------------------------------------------- windows
 def window_starts(indptr, lookback, horizon, bad_rows=None) -> tuple[np.ndarray, np.ndarray]:
     """Start rows of every complete (lookback + horizon) window, and their series.

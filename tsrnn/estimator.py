@@ -604,10 +604,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         """The calendar cycles this fit feeds the network (see ``calendar``)."""
         if self.calendar is None:
             return []
-        has_time = all(D.step_length(i, panel.freq) is not None for i in panel.index[:1])
-        if self.calendar == "auto":
-            if not has_time:
-                return []
+        if self.calendar == "auto":  # [] for an integer index
             return D.auto_calendar(panel.index[0], panel.freq, self.lookback,
                                    int(panel.lengths().max()))
         cycles = list(self.calendar)
@@ -615,9 +612,9 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         if unknown or len(set(cycles)) != len(cycles):
             raise ValueError(f"calendar must be 'auto', None or a list of distinct "
                              f"{list(D.CALENDAR_CYCLES)}; got {self.calendar!r}.")
-        if cycles and not has_time:
-            raise ValueError("calendar= needs a DatetimeIndex or PeriodIndex (with a "
-                             "frequency); this data has an integer index. Pass "
+        if cycles and D.step_length(panel.index[0], panel.freq) is None:
+            raise ValueError("calendar= needs a DatetimeIndex or PeriodIndex with a "
+                             "frequency; this data has an integer index. Pass "
                              "calendar=None.")
         return cycles
 
@@ -636,8 +633,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         cal = getattr(self, "_calendar", [])
         if not cal:
             return values
-        return np.hstack([values, np.concatenate([D.calendar_values(i, cal, values.dtype)
-                                                  for i in indexes])])
+        return np.hstack([values, D.stacked_calendar_values(indexes, cal, values.dtype)])
 
     # Floor of a window's scale, in (per-series standardised) units: a flat window
     # must not turn noise into huge inputs.
@@ -937,14 +933,17 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         xs = np.empty((n, self.lookback, C + 2 * len(cal)), np.float32)
         futs = []
         fidxs = D.future_indexes([idx for _, idx in tails], self._freq, H)
-        for i, ((raw, idx), (loc, scale)) in enumerate(zip(tails, params)):
+        for i, ((raw, _), (loc, scale)) in enumerate(zip(tails, params)):
             xs[i, :, :C] = (raw - loc) / scale
-            xs[i, :, C:] = D.calendar_values(idx, cal)
             fb = self._future_block(future, ids[i], fidxs[i])
-            if fb.shape[1]:
-                fb = (fb - loc[self._fut_cols]) / scale[self._fut_cols]
-            futs.append(np.hstack([fb, D.calendar_values(fidxs[i], cal, np.float64)]))
+            futs.append((fb - loc[self._fut_cols]) / scale[self._fut_cols]
+                        if fb.shape[1] else fb)
         futs = np.asarray(futs, np.float32).reshape(n, H, -1)
+        if cal:  # the calendar columns come after the data, as in fit
+            xs[:, :, C:] = D.stacked_calendar_values(
+                [idx for _, idx in tails], cal).reshape(n, self.lookback, -1)
+            futs = np.concatenate([futs, D.stacked_calendar_values(fidxs, cal).reshape(
+                n, H, -1)], axis=2)
         outs = self._unscale(self._predict_scaled(xs, futs), [p[0] for p in params],
                              [p[1] for p in params], levels)
         return self._as_frame(outs, ids, fidxs)

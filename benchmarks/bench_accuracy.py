@@ -17,7 +17,9 @@ machines; its reference figure from the issue is quoted instead).
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shlex
 import sys
 import time
 import warnings
@@ -238,7 +240,6 @@ def main(argv=None):
     ap.add_argument("--tsrnn-params", default="{}",
                     help="JSON of parameters changed from tsrnn's defaults (experiments)")
     args = ap.parse_args(argv)
-    import json
 
     TSRNN_OVERRIDES.update(json.loads(args.tsrnn_params))
     series = args.series.split(",")
@@ -284,8 +285,13 @@ def main(argv=None):
                       f"beats seasonal naive on {beats}/{len(series)}; per seed {each}",
                       ""])
     ref = ", ".join(f"{k} {v}" for k, v in REFERENCE.items())
+    command = " ".join(["python benchmarks/bench_accuracy.py"]
+                       + [shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)])
+    # An experiment says so where the table is read.
+    changed = (f"\n\n**The \"tsrnn defaults\" rows use {json.dumps(TSRNN_OVERRIDES)} "
+               "instead of the defaults.**" if TSRNN_OVERRIDES else "")
     notes = f"""
-Command: `python benchmarks/bench_accuracy.py --seeds {args.seeds}` ({machine_line()},
+Command: `{command}` ({machine_line()},
 {time.time() - t0:.0f} s in all). Rolling origin, refit at every origin,
 origins/horizon/lookback/season from `../shared/data/DATA.md`; MASE uses the in-sample
 seasonal-naive error (period m) of each origin's training data; uschange is averaged
@@ -298,7 +304,7 @@ the quantile model (`quantiles=[0.1, 0.5, 0.9]`). The PyTorch LSTM has tsrnn's d
 on the last 10% with patience 20) but predicts levels, not changes, and has no calendar
 features. `fit s` is the median time of one fit and forecast. Seeds {args.seeds}: MASE
 is averaged over seeds and origins, and the geometric-mean rows also give each seed's
-figure (on series this short a network's accuracy moves with its seed).
+figure (on series this short a network's accuracy moves with its seed).{changed}
 """
     write_table(args.output, "Accuracy on the bundled series (rolling origin)",
                 ["series", "model", "MASE", "rel. MASE", "sMAPE %", "RMSE",

@@ -121,3 +121,30 @@ def test_older_model_files_keep_working_without_calendar():
     path = Path(__file__).parent / "fixtures" / "v1_series_lstm.tsrnn"
     m = TSRNNRegressor.load(path)
     assert m.get_params()["calendar"] is None and m._calendar == []
+
+
+def test_many_series_get_their_own_calendar_rows():
+    """The stacked (vectorised) calendar of several series equals each series' own,
+    and a global model forecasts a series the same alone or among others."""
+    idxs = [pd.date_range("2020-01-01", periods=30, freq="h"),
+            pd.date_range("2021-06-03 05:00", periods=50, freq="h"),
+            pd.date_range("2019-12-31 22:00", periods=7, freq="h")]
+    np.testing.assert_array_equal(
+        D.stacked_calendar_values(idxs, ["day", "week"]),
+        np.concatenate([D.calendar_values(i, ["day", "week"]) for i in idxs]))
+    rng = np.random.default_rng(3)
+    frames = []
+    for uid, start, n in (("a", "2020-01-01", 900), ("b", "2020-02-10 07:00", 800)):
+        ds = pd.date_range(start, periods=n, freq="h")
+        y = (ds.day_of_week >= 5) + np.sin(2 * np.pi * ds.hour / 24) \
+            + 0.1 * rng.standard_normal(n)
+        frames.append(pd.DataFrame({"unique_id": uid, "ds": ds, "y": y}))
+    long = pd.concat(frames, ignore_index=True)
+    m = _fit(TSRNNRegressor(lookback=12, horizon=4, hidden_size=8, max_epochs=3,
+                            random_state=0), long)
+    assert m._calendar == ["day", "week"]
+    both = m.predict()
+    alone = m.predict(long[long["unique_id"] == "b"])
+    # (equal up to rounding: one batch of two rows against one of one row)
+    np.testing.assert_allclose(both[both["unique_id"] == "b"]["y_pred"].to_numpy(),
+                               alone["y_pred"].to_numpy(), rtol=1e-6)

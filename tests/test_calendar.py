@@ -33,6 +33,29 @@ def test_calendar_values_are_sine_and_cosine_of_the_cycle_position():
                                D.calendar_values(p.to_timestamp(), ["year"]))
 
 
+def _calendar_reference(index, cycles):
+    """The obvious version, from pandas' own calendar fields."""
+    ts = index.to_timestamp() if isinstance(index, pd.PeriodIndex) else index
+    day = (ts.hour * 3600 + ts.minute * 60 + ts.second).to_numpy() / 86400.0
+    phases = {"day": day, "week": (ts.day_of_week.to_numpy() + day) / 7.0,
+              "year": (ts.day_of_year.to_numpy() - 1 + day)
+              / np.where(ts.is_leap_year, 366.0, 365.0)}
+    return np.column_stack([f(2 * np.pi * phases[c]) for c in cycles for f in (np.sin, np.cos)])
+
+
+@pytest.mark.parametrize("index", [
+    pd.date_range("1949-01-01", periods=200, freq="MS"),          # before 1970
+    pd.date_range("1999-12-25 03:00", periods=2000, freq="7h"),   # leap years, odd hours
+    pd.date_range("2014-03-29", periods=500, freq="37min", tz="Australia/Melbourne"),
+    pd.period_range("2000Q1", periods=40, freq="Q"),
+    pd.DatetimeIndex(["1900-03-01 23:59:59", "2100-12-31 12:00:01", "1969-12-31 06:00"]),
+])
+def test_calendar_values_equal_pandas_calendar_fields(index):
+    cycles = ["day", "week", "year"]
+    np.testing.assert_array_equal(D.calendar_values(index, cycles, np.float64),
+                                  _calendar_reference(index, cycles))
+
+
 @pytest.mark.parametrize("freq, n, lookback, expected", [
     ("D", 3650, 30, ["year"]),       # the year is longer than the window, seen 10 times
     ("D", 1000, 30, []),             # a year seen under 4 times is memorised, not learned

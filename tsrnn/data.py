@@ -403,15 +403,24 @@ def calendar_values(index, cycles, dtype=np.float32) -> np.ndarray:
     out = np.empty((len(index), 2 * len(cycles)), dtype=dtype)
     if not cycles:
         return out
+    # Plain datetime64 arithmetic on the local wall-clock time: pandas' field
+    # accessors (hour, day_of_year, ...) cost ~15 us each, a third of a predict().
     ts = _as_timestamps(index)
-    day = (ts.hour.to_numpy() * 3600 + ts.minute.to_numpy() * 60 + ts.second.to_numpy()) / 86400.0
+    if ts.tz is not None:
+        ts = ts.tz_localize(None)
+    t = ts.to_numpy().astype("datetime64[s]")
+    days = t.astype("datetime64[D]")
+    day = (t - days).astype(np.int64) / 86400.0  # fraction of the day gone
     for j, name in enumerate(cycles):
         if name == "day":
             phase = day
-        elif name == "week":
-            phase = (ts.day_of_week.to_numpy() + day) / 7.0
+        elif name == "week":  # 1970-01-01 was a Thursday: Monday is 0
+            phase = ((days.astype(np.int64) + 3) % 7 + day) / 7.0
         else:  # year
-            phase = (ts.day_of_year.to_numpy() - 1 + day) / np.where(ts.is_leap_year, 366.0, 365.0)
+            year = days.astype("datetime64[Y]")
+            start = year.astype("datetime64[D]")
+            length = ((year + 1).astype("datetime64[D]") - start).astype(np.int64)
+            phase = ((days - start).astype(np.int64) + day) / length
         out[:, 2 * j] = np.sin(2 * np.pi * phase)
         out[:, 2 * j + 1] = np.cos(2 * np.pi * phase)
     return out
@@ -422,7 +431,8 @@ def stacked_calendar_values(indexes, cycles, dtype=np.float32) -> np.ndarray:
     one vectorised pass (not one pandas call per series)."""
     if not cycles or not indexes:
         return np.empty((sum(len(i) for i in indexes), 2 * len(cycles)), dtype=dtype)
-    return calendar_values(indexes[0].append(list(indexes[1:])), cycles, dtype)
+    index = indexes[0] if len(indexes) == 1 else indexes[0].append(list(indexes[1:]))
+    return calendar_values(index, cycles, dtype)
 
 
 # -------------------------------------------------------------------------- windows

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from tsrnn import parallel
 from tsrnn.backend import resolve_device
 from tsrnn.kernels import cpu as _cpu
 
@@ -263,6 +264,35 @@ def _run_direction(K, cell, x_tm, p, sfx, h0, c0, lengths, keep, use_relu):
     return out, _host(hs[-1]), None, (hs,)
 
 
+def _forward_stack(K, cell, inp, p, states, lengths, masks, num_layers, dirs, keep,
+                   use_relu, h_n, c_n):
+    """Every layer and direction over the rows of time-major ``inp``; writes the final
+    states into ``h_n`` / ``c_n`` and returns the top layer's output (time-major) and
+    the per-layer caches."""
+    layers = []
+    for layer in range(num_layers):
+        outs, dir_caches = [], []
+        for d in range(dirs):
+            idx = layer * dirs + d
+            sfx = f"_l{layer}" + ("_reverse" if d else "")
+            x_d = _cpu.reverse_padded(inp, lengths) if d else inp
+            c0 = states[1][idx] if cell == "lstm" else None
+            out_d, h_last, c_last, kcache = _run_direction(
+                K, cell, x_d, p, sfx, states[0][idx], c0, lengths, keep, use_relu
+            )
+            h_n[idx] = h_last
+            if c_n is not None:
+                c_n[idx] = c_last
+            outs.append(_cpu.reverse_padded(out_d, lengths) if d else out_d)
+            dir_caches.append((x_d, kcache) if keep else None)
+        layer_out = outs[0] if dirs == 1 else np.concatenate(outs, axis=2)
+        if masks[layer] is not None:
+            layer_out = layer_out * masks[layer]
+        layers.append((dir_caches, masks[layer]))
+        inp = layer_out
+    return inp, layers
+
+
 def forward(
     cell: str,
     x: np.ndarray,
@@ -342,37 +372,34 @@ def forward(
     keep = bool(training)
     rng = _as_rng(seed) if (training and dropout > 0 and num_layers > 1) else None
 
-    inp = np.ascontiguousarray(x.transpose(1, 0, 2))  # time-major
+    # Dropout masks are drawn here, whole, in layer order: the same draws however
+    # the batch is split over threads below.
+    masks = [None] * num_layers
+    if rng is not None:
+        keep_prob = 1.0 - dropout
+        for layer in range(num_layers - 1):
+            masks[layer] = (rng.random((T, B, dirs * H)) < keep_prob).astype(
+                dtype
+            ) / dtype.type(keep_prob)
+
+    out = np.empty((B, T, dirs * H), dtype=dtype)
     h_n = np.empty((num_layers * dirs, B, H), dtype=dtype)
     c_n = np.empty_like(h_n) if cell == "lstm" else None
-    layers = []
-    for layer in range(num_layers):
-        outs, dir_caches = [], []
-        for d in range(dirs):
-            idx = layer * dirs + d
-            sfx = f"_l{layer}" + ("_reverse" if d else "")
-            x_d = _cpu.reverse_padded(inp, lengths) if d else inp
-            c0 = states[1][idx] if cell == "lstm" else None
-            out_d, h_last, c_last, kcache = _run_direction(
-                K, cell, x_d, p, sfx, states[0][idx], c0, lengths, keep, use_relu
-            )
-            h_n[idx] = h_last
-            if c_n is not None:
-                c_n[idx] = c_last
-            outs.append(_cpu.reverse_padded(out_d, lengths) if d else out_d)
-            dir_caches.append((x_d, kcache) if keep else None)
-        layer_out = outs[0] if dirs == 1 else np.concatenate(outs, axis=2)
-        mask = None
-        if rng is not None and layer < num_layers - 1:
-            keep_prob = 1.0 - dropout
-            mask = (rng.random(layer_out.shape) < keep_prob).astype(dtype) / dtype.type(
-                keep_prob
-            )
-            layer_out = layer_out * mask
-        layers.append((dir_caches, mask))
-        inp = layer_out
 
-    out = np.ascontiguousarray(inp.transpose(1, 0, 2))
+    def run_rows(rows):
+        x_tm = np.ascontiguousarray(x[rows].transpose(1, 0, 2))  # time-major
+        out_tm, layers = _forward_stack(
+            K, cell, x_tm, p, [s[:, rows] for s in states], lengths[rows],
+            [None if m is None else m[:, rows] for m in masks], num_layers, dirs, keep,
+            use_relu, h_n[:, rows], None if c_n is None else c_n[:, rows],
+        )
+        out[rows] = out_tm.transpose(1, 0, 2)
+        return rows, layers
+
+    shards = [slice(0, B)] if device != "cpu" else parallel.batch_shards(
+        B, CELLS[cell] * H * dirs
+    )
+    shard_caches = parallel.map_shards(run_rows, shards)
     final = (h_n, c_n) if cell == "lstm" else h_n
     if not keep:
         return out, final, None
@@ -386,58 +413,20 @@ def forward(
         "use_relu": use_relu,
         "shape": (B, T, F),
         "dtype": dtype,
-        "layers": layers,
+        "shards": shard_caches,
         "device": device,
     }
     return out, final, cache
 
 
-# ------------------------------------------------------------------------- backward
-def backward(cache: dict[str, Any], dout: np.ndarray, dstate=None):
-    """Backpropagation through time for a :func:`forward` run with ``training=True``.
-
-    Parameters
-    ----------
-    cache : dict
-        The third value returned by :func:`forward`.
-    dout : ndarray of shape (batch, time, num_directions * hidden)
-        Gradient of the loss with respect to ``out`` (values past a sequence's length
-        are ignored: those outputs are constant zeros).
-    dstate : like the returned ``state``, optional
-        Gradient with respect to the final state; None means zeros.
-
-    Returns
-    -------
-    grads : dict of str to ndarray
-        Gradient of every parameter, keyed like ``params``.
-    dx : ndarray of shape (batch, time, features)
-    dstate0 : like ``state``
-        Gradient with respect to the initial state (what truncated BPTT carries
-        back across chunks).
-    """
-    if not isinstance(cache, dict) or "layers" not in cache:
-        raise ValueError(
-            "cache must be the cache returned by forward(..., training=True); "
-            "forward(training=False) keeps none."
-        )
-    cell, p, lengths = cache["cell"], cache["params"], cache["lengths"]
-    num_layers, dirs, H = cache["num_layers"], cache["dirs"], cache["hidden"]
-    B, T, F = cache["shape"]
-    dtype = cache["dtype"]
-    dout = np.asarray(dout)
-    if dout.shape != (B, T, dirs * H):
-        raise ValueError(f"dout must have shape {(B, T, dirs * H)}. Got {dout.shape}.")
-    if dout.dtype != dtype:
-        raise ValueError(f"dout must have dtype {dtype}. Got {dout.dtype}.")
-    dstates = _check_state(cell, dstate, num_layers * dirs, B, H, dtype, name="dstate")
-    K = _kernels(cache.get("device", "cpu"))
-
+def _backward_stack(K, cell, p, layers, lengths, d_layer_out, dstates, num_layers, dirs,
+                    H, use_relu, dh0, dc0):
+    """BPTT through every layer and direction of one :func:`_forward_stack` run;
+    writes the initial-state gradients into ``dh0`` / ``dc0`` and returns ``dx``
+    (time-major) and the parameter gradients."""
     grads: dict[str, np.ndarray] = {}
-    dh0 = np.zeros((num_layers * dirs, B, H), dtype=dtype)
-    dc0 = np.zeros_like(dh0) if cell == "lstm" else None
-    d_layer_out = np.ascontiguousarray(dout.transpose(1, 0, 2))
     for layer in range(num_layers - 1, -1, -1):
-        dir_caches, mask = cache["layers"][layer]
+        dir_caches, mask = layers[layer]
         if mask is not None:
             d_layer_out = d_layer_out * mask
         d_inp = None
@@ -464,8 +453,7 @@ def backward(cache: dict[str, Any], dout: np.ndarray, dstate=None):
             else:
                 (hs,) = kcache
                 dx, dw_ih, dw_hh, db_ih, db_hh, dh = K.rnn_backward(
-                    x_d, w_ih, w_hh, lengths, hs, dout_d, dstates[0][idx],
-                    cache["use_relu"],
+                    x_d, w_ih, w_hh, lengths, hs, dout_d, dstates[0][idx], use_relu
                 )
             dh0[idx] = dh
             grads["weight_ih" + sfx] = dw_ih
@@ -476,8 +464,69 @@ def backward(cache: dict[str, Any], dout: np.ndarray, dstate=None):
                 dx = _cpu.reverse_padded(dx, lengths)
             d_inp = dx if d_inp is None else d_inp + dx
         d_layer_out = d_inp
-    # Present the gradients in the params' (PyTorch) order.
-    grads = {k: grads[k] for k in p}
-    dx = np.ascontiguousarray(d_layer_out.transpose(1, 0, 2))
+    return d_layer_out, grads
+
+
+# ------------------------------------------------------------------------- backward
+def backward(cache: dict[str, Any], dout: np.ndarray, dstate=None):
+    """Backpropagation through time for a :func:`forward` run with ``training=True``.
+
+    Parameters
+    ----------
+    cache : dict
+        The third value returned by :func:`forward`.
+    dout : ndarray of shape (batch, time, num_directions * hidden)
+        Gradient of the loss with respect to ``out`` (values past a sequence's length
+        are ignored: those outputs are constant zeros).
+    dstate : like the returned ``state``, optional
+        Gradient with respect to the final state; None means zeros.
+
+    Returns
+    -------
+    grads : dict of str to ndarray
+        Gradient of every parameter, keyed like ``params``.
+    dx : ndarray of shape (batch, time, features)
+    dstate0 : like ``state``
+        Gradient with respect to the initial state (what truncated BPTT carries
+        back across chunks).
+    """
+    if not isinstance(cache, dict) or "shards" not in cache:
+        raise ValueError(
+            "cache must be the cache returned by forward(..., training=True); "
+            "forward(training=False) keeps none."
+        )
+    cell, p, lengths = cache["cell"], cache["params"], cache["lengths"]
+    num_layers, dirs, H = cache["num_layers"], cache["dirs"], cache["hidden"]
+    B, T, F = cache["shape"]
+    dtype = cache["dtype"]
+    dout = np.asarray(dout)
+    if dout.shape != (B, T, dirs * H):
+        raise ValueError(f"dout must have shape {(B, T, dirs * H)}. Got {dout.shape}.")
+    if dout.dtype != dtype:
+        raise ValueError(f"dout must have dtype {dtype}. Got {dout.dtype}.")
+    dstates = _check_state(cell, dstate, num_layers * dirs, B, H, dtype, name="dstate")
+    K = _kernels(cache.get("device", "cpu"))
+
+    dx = np.empty((B, T, F), dtype=dtype)
+    dh0 = np.zeros((num_layers * dirs, B, H), dtype=dtype)
+    dc0 = np.zeros_like(dh0) if cell == "lstm" else None
+
+    def run_rows(shard):
+        rows, layers = shard
+        dx_tm, grads = _backward_stack(
+            K, cell, p, layers, lengths[rows],
+            np.ascontiguousarray(dout[rows].transpose(1, 0, 2)),
+            [s[:, rows] for s in dstates], num_layers, dirs, H, cache["use_relu"],
+            dh0[:, rows], None if dc0 is None else dc0[:, rows],
+        )
+        dx[rows] = dx_tm.transpose(1, 0, 2)
+        return grads
+
+    shard_grads = parallel.map_shards(run_rows, cache["shards"])
+    # Weight gradients sum over the rows: add the shards' (params' PyTorch order).
+    grads = {k: shard_grads[0][k] for k in p}
+    for more in shard_grads[1:]:
+        for k in grads:
+            grads[k] += more[k]
     dstate0 = (dh0, dc0) if cell == "lstm" else dh0
     return grads, dx, dstate0

@@ -13,6 +13,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from tsrnn import functional as F
+from tsrnn import parallel
 from tsrnn.kernels import cpu as _cpu
 from tsrnn.optim import make_optimizer
 
@@ -88,6 +89,18 @@ class RecurrentNet:
         w = (p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"], p["bias_hh_l0"])
         if x.dtype != w[0].dtype or x.shape[2] != w[0].shape[1]:
             return None
+        shards = parallel.batch_shards(len(x), F.CELLS[self.cell] * self.hidden_size)
+        if len(shards) == 1:  # the batch-1 latency path: no closure, no copy
+            return self._final_state_rows(x, w)
+        h = np.empty((x.shape[0], self.hidden_size), dtype=x.dtype)
+
+        def run_rows(rows):
+            h[rows] = self._final_state_rows(x[rows], w)
+
+        parallel.map_shards(run_rows, shards)
+        return h
+
+    def _final_state_rows(self, x, w):
         x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))
         h0 = np.zeros((x.shape[0], self.hidden_size), dtype=x.dtype)
         if self.cell == "lstm":

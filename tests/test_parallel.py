@@ -99,10 +99,13 @@ def test_sharded_inference_equals_whole(cell, rng, threads):
 def test_batch_shards_cover_the_batch_in_order(monkeypatch):
     monkeypatch.setattr(parallel, "_num_threads", 3)
     monkeypatch.setattr(parallel, "SHARD_MIN_WORK", 100)
+    monkeypatch.setattr(parallel, "ROW_WORK", 0)
     assert parallel.batch_shards(10, 100) == [slice(0, 3), slice(3, 6), slice(6, 10)]
     assert parallel.batch_shards(2, 100) == [slice(0, 1), slice(1, 2)]  # <= threads
     assert parallel.batch_shards(10, 15) == [slice(0, 10)]  # 150: one shard's work
     assert parallel.batch_shards(10, 20) == [slice(0, 5), slice(5, 10)]
+    monkeypatch.setattr(parallel, "ROW_WORK", 5)  # work per row that is not gates
+    assert parallel.batch_shards(10, 15) == [slice(0, 5), slice(5, 10)]
     monkeypatch.setattr(parallel, "_num_threads", 1)
     assert parallel.batch_shards(1000, 100) == [slice(0, 1000)]
 

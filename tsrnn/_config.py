@@ -9,7 +9,7 @@ Environment variables (read once at import):
     is compiled into the kernels as a constant and numba's disk cache does not see
     it change: set ``NUMBA_CACHE_DIR`` to a fresh folder along with it.
 ``TSRNN_SHARD_MIN_WORK``
-    Smallest shard of a batch split over threads, in rows x hidden x gates (see
+    Smallest shard of a batch split over threads, in rows x gate units (see
     :mod:`tsrnn.parallel`; ``TSRNN_NUM_THREADS`` sets the thread count).
 ``TSRNN_CUDA_THREADS``
     Threads per block of the CUDA kernels (tests patch this small so that tiny inputs
@@ -21,14 +21,14 @@ import os
 BLAS_MIN_FLOPS = int(os.environ.get("TSRNN_BLAS_MIN_FLOPS", "32768"))
 CUDA_THREADS_PER_BLOCK = int(os.environ.get("TSRNN_CUDA_THREADS", "128"))
 #: A batch is split over threads (see :mod:`tsrnn.parallel`) only into shards of at
-#: least this many row-steps times hidden units (rows x hidden x gates per shard).
+#: least this much work: rows x (gates x hidden x directions + ``ROW_WORK``).
 SHARD_MIN_WORK = int(os.environ.get("TSRNN_SHARD_MIN_WORK", "4096"))
 
 #: Options of every CPU kernel. ``error_model="numpy"``: a float division by zero gives
 #: inf/NaN instead of raising, which removes a branch per division and lets LLVM
 #: vectorize the activations (4x faster here). No ``fastmath``: NaN and inf must survive,
 #: so that a diverging run is seen, not hidden.
-JIT_OPTIONS = dict(cache=True, nogil=True, error_model="numpy")
+JIT_OPTIONS = dict(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 
 
 def _keep_freed_memory() -> None:

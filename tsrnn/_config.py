@@ -28,7 +28,7 @@ SHARD_MIN_WORK = int(os.environ.get("TSRNN_SHARD_MIN_WORK", "4096"))
 #: inf/NaN instead of raising, which removes a branch per division and lets LLVM
 #: vectorize the activations (4x faster here). No ``fastmath``: NaN and inf must survive,
 #: so that a diverging run is seen, not hidden.
-JIT_OPTIONS = dict(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+JIT_OPTIONS = dict(cache=True, nogil=True, error_model="numpy")
 
 
 def _keep_freed_memory() -> None:

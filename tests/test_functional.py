@@ -242,3 +242,37 @@ def test_final_state_kernels_equal_the_full_forward(cell, nl, dtype, rng):
     else:
         np.testing.assert_array_equal(
             cpu.rnn_final_state(x_tm, *w, state[0], nl == "relu"), st[0])
+
+
+@pytest.mark.parametrize("cell,nonlin", CELL_CASES)
+@pytest.mark.parametrize("H", [5, 19])  # below one block of eight rows; two blocks + 3
+def test_one_row_matches_reference(cell, nonlin, H, rng):
+    """A batch of one row takes its own product path (vecmat_acc, unrolled by eight),
+    in the forward, the backward and the inference-only kernels."""
+    from tsrnn.kernels import cpu
+
+    x = rng.standard_normal((1, 6, 3))
+    params = {k: v * 2 for k, v in F.init_params(cell, 3, H, dtype=np.float64,
+                                                 seed=rng).items()}
+    state = random_state(cell, 1, 1, H, rng, np.float64)
+    out, st, cache = F.forward(cell, x, params, state=state, nonlinearity=nonlin,
+                               training=True)
+    dout = rng.standard_normal(out.shape)
+    grads, dx, _ = F.backward(cache, dout)
+    r_out, _, r_grads, r_dx, _ = forward_backward(cell, x, params, state, None, 1, False,
+                                                  nonlin, dout=dout)
+    tol = dict(rtol=1e-10, atol=1e-11)
+    np.testing.assert_allclose(out, r_out, **tol)
+    np.testing.assert_allclose(dx, r_dx, **tol)
+    for k in params:
+        np.testing.assert_allclose(grads[k], r_grads[k], err_msg=k, **tol)
+    x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))
+    w = (params["weight_ih_l0"], params["weight_hh_l0"], params["bias_ih_l0"],
+         params["bias_hh_l0"])
+    if cell == "lstm":
+        h = cpu.lstm_final_state(x_tm, *w, state[0][0], state[1][0])[0]
+    elif cell == "gru":
+        h = cpu.gru_final_state(x_tm, *w, state[0])
+    else:
+        h = cpu.rnn_final_state(x_tm, *w, state[0], nonlin == "relu")
+    np.testing.assert_allclose(h, st[0][0] if cell == "lstm" else st[0], **tol)

@@ -19,6 +19,9 @@ def matmul_acc(a, w, out):
     n = w.shape[1]
     # BLAS is slow for a thin inner dimension (an outer product, k=1 for a univariate
     # input projection) and its call overhead dominates small products.
+    if m == 1:  # one row (batch-1 inference): faster than BLAS up to hidden 128 at least
+        vecmat_acc(a[0], w, out[0])
+        return
     if k >= 16 and m * k * n >= BLAS_MIN_FLOPS:
         out += np.dot(a, w)
         return
@@ -45,6 +48,31 @@ def matmul_acc(a, w, out):
             w_p = w[p]
             for j in range(n):
                 out_i[j] += aip * w_p[j]
+
+
+@njit(inline="always", **JIT_OPTIONS)
+def vecmat_acc(a, w, out):
+    """``out += a @ w`` for one row ``a`` (k,), ``w`` (k, n): eight rows of ``w`` per
+    pass over ``out`` (a batch-1 LSTM step, hidden 16-32, measured 10-17% faster than
+    four; with more rows per pass LLVM runs out of registers). Inlined into its
+    callers: a call per step cost as much as the unrolling gained."""
+    k = a.shape[0]
+    n = w.shape[1]
+    k8 = k - k % 8
+    for p in range(0, k8, 8):
+        a0, a1, a2, a3 = a[p], a[p + 1], a[p + 2], a[p + 3]
+        a4, a5, a6, a7 = a[p + 4], a[p + 5], a[p + 6], a[p + 7]
+        w0, w1, w2, w3 = w[p], w[p + 1], w[p + 2], w[p + 3]
+        w4, w5, w6, w7 = w[p + 4], w[p + 5], w[p + 6], w[p + 7]
+        for j in range(n):
+            out[j] += ((a0 * w0[j] + a1 * w1[j]) + (a2 * w2[j] + a3 * w3[j])) + (
+                (a4 * w4[j] + a5 * w5[j]) + (a6 * w6[j] + a7 * w7[j])
+            )
+    for p in range(k8, k):
+        ap = a[p]
+        w_p = w[p]
+        for j in range(n):
+            out[j] += ap * w_p[j]
 
 
 @njit(**JIT_OPTIONS)

@@ -10,7 +10,13 @@ from numba import njit
 
 from tsrnn._config import JIT_OPTIONS
 from tsrnn.kernels.activations import gate_scale_offset, tanh
-from tsrnn.kernels.cpu.linalg import input_grad, input_projection, matmul_acc, weight_grads
+from tsrnn.kernels.cpu.linalg import (
+    input_grad,
+    input_projection,
+    matmul_acc,
+    vecmat_acc,
+    weight_grads,
+)
 
 
 @njit(**JIT_OPTIONS)
@@ -148,7 +154,10 @@ def lstm_final_state(x, w_ih, w_hh, b_ih, b_hh, h0, c0):
     c = c0.copy()
     for s in range(T):
         g = xp[s]
-        matmul_acc(h, w_hh_t, g)
+        if B == 1:  # the batch-1 latency path: the row product inlined
+            vecmat_acc(h[0], w_hh_t, g[0])
+        else:
+            matmul_acc(h, w_hh_t, g)
         for b in range(B):
             g_b, h_b, c_b = g[b], h[b], c[b]
             for j in range(G):

@@ -51,6 +51,16 @@ def matmul_acc(a, w, out):
 
 
 @njit(inline="always", **JIT_OPTIONS)
+def gate_views(row, H):
+    """The four blocks of width ``H`` of a gate row, as views. Loops index the views
+    with ``j`` rather than the row with ``k * H + j``: numba cannot prove
+    ``k * H + j >= 0``, keeps its negative-index wraparound select in the address,
+    and LLVM then leaves the loop scalar (the LSTM backward step measured 2-3x
+    faster at hidden 32-128 with views)."""
+    return row[:H], row[H : 2 * H], row[2 * H : 3 * H], row[3 * H : 4 * H]
+
+
+@njit(inline="always", **JIT_OPTIONS)
 def vecmat_acc(a, w, out):
     """``out += a @ w`` for one row ``a`` (k,), ``w`` (k, n): eight rows of ``w`` per
     pass over ``out`` (a batch-1 LSTM step, hidden 16-32, measured 10-17% faster than
@@ -78,14 +88,35 @@ def vecmat_acc(a, w, out):
 @njit(**JIT_OPTIONS)
 def input_projection(x, w_ih, bias):
     """``x @ w_ih.T + bias`` for every step at once: (time, batch, gates) from
-    (time, batch, features). One large product instead of one per step."""
+    (time, batch, features). One large product instead of one per step; for few
+    features (a univariate series has one) a fused loop that writes each row once:
+    filling the rows with the bias and then adding a BLAS or axpy product took 38 us
+    of a 175 us LSTM forward (batch 32, 24 steps, hidden 32)."""
     T, B, F = x.shape
     G = w_ih.shape[0]
     xp = np.empty((T, B, G), dtype=x.dtype)
+    x2 = x.reshape(T * B, F)
     xp2 = xp.reshape(T * B, G)
+    w_t = np.ascontiguousarray(w_ih.T)
+    if F >= 16 and T * B * F * G >= BLAS_MIN_FLOPS:
+        np.dot(x2, w_t, xp2)
+        for r in range(T * B):
+            row = xp2[r]
+            for j in range(G):
+                row[j] += bias[j]
+        return xp
+    w_0 = w_t[0]
     for r in range(T * B):
-        xp2[r] = bias
-    matmul_acc(x.reshape(T * B, F), np.ascontiguousarray(w_ih.T), xp2)
+        row = xp2[r]
+        x_r = x2[r]
+        x0 = x_r[0]
+        for j in range(G):
+            row[j] = bias[j] + x0 * w_0[j]
+        for p in range(1, F):
+            xv = x_r[p]
+            w_p = w_t[p]
+            for j in range(G):
+                row[j] += xv * w_p[j]
     return xp
 
 

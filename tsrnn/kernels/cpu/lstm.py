@@ -11,6 +11,7 @@ from numba import njit
 from tsrnn._config import JIT_OPTIONS
 from tsrnn.kernels.activations import gate_scale_offset, tanh
 from tsrnn.kernels.cpu.linalg import (
+    gate_views,
     input_grad,
     input_projection,
     matmul_acc,
@@ -71,12 +72,13 @@ def lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, keep):
                     sj = scale[j]
                     g_b[j] = offset[j] + sj * tanh(sj * g_b[j])
                 o_b = out_s[b]
+                gi, gf, gg, go = gate_views(g_b, H)
                 for j in range(H):
-                    c = g_b[H + j] * cp[j] + g_b[j] * g_b[2 * H + j]
+                    c = gf[j] * cp[j] + gi[j] * gg[j]
                     cn[j] = c
                     t = tanh(c)
                     tc_b[j] = t
-                    h = g_b[3 * H + j] * t
+                    h = go[j] * t
                     hn[j] = h
                     o_b[j] = h
             else:
@@ -111,18 +113,20 @@ def lstm_backward(x, w_ih, w_hh, lengths, hs, cs, gates, tanh_c, dout, dh_n, dc_
             dg_b, dh_b, dp_b = dg[b], dh[b], dh_prev[b]
             if s < lengths[b]:
                 g_b, tc_b, cp, dc_b, do_b = gs[b], tc[b], c_prev[b], dc[b], dout_s[b]
+                gi, gf, gg, go = gate_views(g_b, H)
+                d_i, d_f, d_g, d_o = gate_views(dg_b, H)
                 for j in range(H):
                     dhj = dh_b[j] + do_b[j]
-                    i = g_b[j]
-                    f = g_b[H + j]
-                    g = g_b[2 * H + j]
-                    o = g_b[3 * H + j]
+                    i = gi[j]
+                    f = gf[j]
+                    g = gg[j]
+                    o = go[j]
                     t = tc_b[j]
                     dcj = dc_b[j] + dhj * o * (1 - t * t)
-                    dg_b[j] = dcj * g * i * (1 - i)
-                    dg_b[H + j] = dcj * cp[j] * f * (1 - f)
-                    dg_b[2 * H + j] = dcj * i * (1 - g * g)
-                    dg_b[3 * H + j] = dhj * t * o * (1 - o)
+                    d_i[j] = dcj * g * i * (1 - i)
+                    d_f[j] = dcj * cp[j] * f * (1 - f)
+                    d_g[j] = dcj * i * (1 - g * g)
+                    d_o[j] = dhj * t * o * (1 - o)
                     dc_b[j] = dcj * f
                     dp_b[j] = 0
             else:
@@ -163,8 +167,9 @@ def lstm_final_state(x, w_ih, w_hh, b_ih, b_hh, h0, c0):
             for j in range(G):
                 sj = scale[j]
                 g_b[j] = offset[j] + sj * tanh(sj * g_b[j])
+            gi, gf, gg, go = gate_views(g_b, H)
             for j in range(H):
-                cj = g_b[H + j] * c_b[j] + g_b[j] * g_b[2 * H + j]
+                cj = gf[j] * c_b[j] + gi[j] * gg[j]
                 c_b[j] = cj
-                h_b[j] = g_b[3 * H + j] * tanh(cj)
+                h_b[j] = go[j] * tanh(cj)
     return h, c

@@ -14,6 +14,8 @@ from tsrnn._config import JIT_OPTIONS
 from tsrnn.kernels.activations import sigmoid, tanh
 from tsrnn.kernels.cpu.linalg import (
     col_sum,
+    fill_rows,
+    gate_views,
     input_grad,
     input_projection,
     matmul_acc,
@@ -42,8 +44,7 @@ def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, keep):
     hs[0] = h0
     ph = np.empty((B, G), dtype=dt)
     for s in range(T):
-        for b in range(B):
-            ph[b] = b_hh
+        fill_rows(ph, b_hh)
         matmul_acc(hs[s], w_hh_t, ph)
         gs, hn, h_prev, h_next, out_s = gates[s], hn_all[s if keep else 0], hs[s], hs[s + 1], out[s]
         for b in range(B):
@@ -52,12 +53,14 @@ def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, keep):
                 for j in range(2 * H):
                     g_b[j] = sigmoid(g_b[j] + ph_b[j])
                 o_b = out_s[b]
+                gr, gz, gn, _ = gate_views(g_b, H)
+                phn = gate_views(ph_b, H)[2]
                 for j in range(H):
-                    v = ph_b[2 * H + j]
+                    v = phn[j]
                     hn_b[j] = v
-                    n = tanh(g_b[2 * H + j] + g_b[j] * v)
-                    g_b[2 * H + j] = n
-                    z = g_b[H + j]
+                    n = tanh(gn[j] + gr[j] * v)
+                    gn[j] = n
+                    z = gz[j]
                     h = (1 - z) * n + z * hp[j]
                     hx[j] = h
                     o_b[j] = h
@@ -91,21 +94,24 @@ def gru_backward(x, w_ih, w_hh, lengths, hs, gates, hn_all, dout, dh_n):
             di_b, dhh_b, dh_b, dp_b = di[b], dhh[b], dh[b], dh_prev[b]
             if s < lengths[b]:
                 g_b, hn_b, hp, do_b = gs[b], hn[b], h_prev[b], dout_s[b]
+                gr, gz, gn, _ = gate_views(g_b, H)
+                di_r, di_z, di_n, _ = gate_views(di_b, H)
+                dh_r, dh_z, dh_n, _ = gate_views(dhh_b, H)
+                # Two loops with fewer arrays each: one with all eleven was left scalar.
                 for j in range(H):
                     dhj = dh_b[j] + do_b[j]
-                    r = g_b[j]
-                    z = g_b[H + j]
-                    n = g_b[2 * H + j]
+                    r = gr[j]
+                    z = gz[j]
+                    n = gn[j]
                     dn = dhj * (1 - z) * (1 - n * n)
-                    dz = dhj * (hp[j] - n) * z * (1 - z)
-                    dr = dn * hn_b[j] * r * (1 - r)
-                    di_b[j] = dr
-                    di_b[H + j] = dz
-                    di_b[2 * H + j] = dn
-                    dhh_b[j] = dr
-                    dhh_b[H + j] = dz
-                    dhh_b[2 * H + j] = dn * r
+                    di_r[j] = dn * hn_b[j] * r * (1 - r)
+                    di_z[j] = dhj * (hp[j] - n) * z * (1 - z)
+                    di_n[j] = dn
                     dp_b[j] = dhj * z
+                for j in range(H):
+                    dh_r[j] = di_r[j]
+                    dh_z[j] = di_z[j]
+                    dh_n[j] = di_n[j] * gr[j]
             else:
                 for j in range(G):
                     di_b[j] = 0
@@ -133,16 +139,17 @@ def gru_final_state(x, w_ih, w_hh, b_ih, b_hh, h0):
     h = h0.copy()
     ph = np.empty((B, G), dtype=x.dtype)
     for s in range(T):
-        for b in range(B):
-            ph[b] = b_hh
+        fill_rows(ph, b_hh)
         matmul_acc(h, w_hh_t, ph)
         g = xp[s]
         for b in range(B):
             g_b, ph_b, h_b = g[b], ph[b], h[b]
             for j in range(2 * H):
                 g_b[j] = sigmoid(g_b[j] + ph_b[j])
+            gr, gz, gn, _ = gate_views(g_b, H)
+            phn = gate_views(ph_b, H)[2]
             for j in range(H):
-                n = tanh(g_b[2 * H + j] + g_b[j] * ph_b[2 * H + j])
-                z = g_b[H + j]
+                n = tanh(gn[j] + gr[j] * phn[j])
+                z = gz[j]
                 h_b[j] = (1 - z) * n + z * h_b[j]
     return h

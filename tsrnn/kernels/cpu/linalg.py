@@ -61,6 +61,16 @@ def gate_views(row, H):
 
 
 @njit(inline="always", **JIT_OPTIONS)
+def fill_rows(a, v):
+    """``a[r] = v`` for every row of a 2-D array, as plain loops (numba's row
+    assignment goes through a generic copy, several times slower for short rows)."""
+    for r in range(a.shape[0]):
+        row = a[r]
+        for j in range(a.shape[1]):
+            row[j] = v[j]
+
+
+@njit(inline="always", **JIT_OPTIONS)
 def vecmat_acc(a, w, out):
     """``out += a @ w`` for one row ``a`` (k,), ``w`` (k, n): eight rows of ``w`` per
     pass over ``out`` (a batch-1 LSTM step, hidden 16-32, measured 10-17% faster than

@@ -115,20 +115,24 @@ def lstm_backward(x, w_ih, w_hh, lengths, hs, cs, gates, tanh_c, dout, dh_n, dc_
                 g_b, tc_b, cp, dc_b, do_b = gs[b], tc[b], c_prev[b], dc[b], dout_s[b]
                 gi, gf, gg, go = gate_views(g_b, H)
                 d_i, d_f, d_g, d_o = gate_views(dg_b, H)
+                # Two loops with fewer arrays each vectorize better than one (2x per
+                # element at hidden 16, 1.4x at 32, measured in one process).
                 for j in range(H):
                     dhj = dh_b[j] + do_b[j]
+                    o = go[j]
+                    t = tc_b[j]
+                    d_o[j] = dhj * t * o * (1 - o)
+                    dc_b[j] += dhj * o * (1 - t * t)
+                    dp_b[j] = 0
+                for j in range(H):
+                    dcj = dc_b[j]
                     i = gi[j]
                     f = gf[j]
                     g = gg[j]
-                    o = go[j]
-                    t = tc_b[j]
-                    dcj = dc_b[j] + dhj * o * (1 - t * t)
                     d_i[j] = dcj * g * i * (1 - i)
                     d_f[j] = dcj * cp[j] * f * (1 - f)
                     d_g[j] = dcj * i * (1 - g * g)
-                    d_o[j] = dhj * t * o * (1 - o)
                     dc_b[j] = dcj * f
-                    dp_b[j] = 0
             else:
                 # Padding: the state passes through unchanged, and so does its gradient.
                 for j in range(G):

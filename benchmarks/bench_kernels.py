@@ -26,6 +26,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import machine_line, median_time, write_table  # noqa: E402
 
+from tsrnn import parallel  # noqa: E402
 from tsrnn.optim import Adam  # noqa: E402
 from tsrnn.training import RecurrentNet, loss_and_grad  # noqa: E402
 
@@ -51,11 +52,12 @@ class TsrnnModel:
 
     def train_epoch(self, X, Y, B, rng):
         order = rng.permutation(len(X))
-        for lo in range(0, len(X), B):
-            idx = order[lo : lo + B]
-            pred, ctx = self.net.forward(X[idx], None, training=True)
-            _, dpred = loss_and_grad("mse", pred, Y[idx])
-            self.opt.step(self.net.params, self.net.backward(ctx, dpred))
+        with parallel.one_blas_thread():  # as the estimator's training loop does
+            for lo in range(0, len(X), B):
+                idx = order[lo : lo + B]
+                pred, ctx = self.net.forward(X[idx], None, training=True)
+                _, dpred = loss_and_grad("mse", pred, Y[idx])
+                self.opt.step(self.net.params, self.net.backward(ctx, dpred))
 
     def predict1(self, x):
         return self.net.forward(x, None)[0]

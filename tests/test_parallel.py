@@ -168,3 +168,34 @@ def test_a_nested_or_concurrent_call_runs_its_shards_in_turn(threads):
 
     assert parallel.map_shards(outer, [slice(0, 1), slice(1, 2)]) == [[0, 1], [0, 1]]
     assert len(idents) == 4  # no deadlock: the inner calls ran in their callers' threads
+
+
+def test_training_holds_blas_to_one_thread_and_restores_it(monkeypatch):
+    import warnings
+
+    from threadpoolctl import threadpool_info
+
+    from tsrnn import TSRNNRegressor, training
+    from tsrnn.datasets import load_air_passengers
+
+    def blas_threads():
+        return [(i["filepath"], i["num_threads"]) for i in threadpool_info()
+                if i["user_api"] == "blas"]
+
+    with parallel.one_blas_thread():  # loads the BLAS libraries numba uses
+        pass
+    before = blas_threads()
+    seen = []
+    train_epoch = training.Trainer.train_epoch
+
+    def spy(self, idx, epoch):
+        seen.append({n for _, n in blas_threads()})
+        return train_epoch(self, idx, epoch)
+
+    monkeypatch.setattr(training.Trainer, "train_epoch", spy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        TSRNNRegressor(hidden_size=4, lookback=12, horizon=3, max_epochs=2,
+                       random_state=0).fit(load_air_passengers())
+    assert seen and all(s == {1} for s in seen)
+    assert blas_threads() == before

@@ -88,7 +88,7 @@ def _executor() -> ThreadPoolExecutor:
     return _pool
 
 
-def _one_blas_thread():
+def one_blas_thread():
     """Context manager holding every loaded BLAS library to one thread."""
     global _blas
     if _blas is None:
@@ -108,7 +108,7 @@ def map_shards(fn, shards: list[slice]) -> list:
         return [fn(s) for s in shards]
     futures = []
     try:
-        with _one_blas_thread():
+        with one_blas_thread():
             pool = _executor()
             futures = [pool.submit(fn, s) for s in shards[1:]]
             first = fn(shards[0])

@@ -276,3 +276,18 @@ def test_one_row_matches_reference(cell, nonlin, H, rng):
     else:
         h = cpu.rnn_final_state(x_tm, *w, state[0], nonlin == "relu")
     np.testing.assert_allclose(h, st[0][0] if cell == "lstm" else st[0], **tol)
+
+
+@pytest.mark.parametrize("B,K", [(3, 4), (8, 4), (9, 4), (40, 2)])  # per step / all at once
+def test_weight_gradient_product_both_ways(B, K, rng):
+    """sum_outer takes one product per step for narrow batches (B <= 2K) and one
+    product over all steps otherwise: both equal the plain sum over steps and rows."""
+    from tsrnn.kernels.cpu.linalg import sum_outer
+
+    T, G = 5, 7
+    d = rng.standard_normal((T, B, G))
+    a = rng.standard_normal((T + 1, B, K))  # one more step, like the kernels' hs
+    want = np.einsum("tbg,tbk->gk", d, a[:T])
+    got = sum_outer(d, a)
+    assert got.shape == (G, K) and got.flags.c_contiguous
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

@@ -237,9 +237,18 @@ def test_vectorised_future_indexes_equal_one_date_range_per_series(idx, freq):
     from tsrnn.data import future_index, future_indexes
 
     f = to_offset(freq) if isinstance(freq, str) else freq
-    shifted = [idx[k:] for k in range(3)] * 4  # 12 series ending at the same time
-    for got, one in zip(future_indexes(shifted, f, 4), [future_index(i, f, 4) for i in shifted]):
-        assert got.equals(one) and len(got) == 4
+    for series in ([idx[k:] for k in range(3)] * 4,  # 12 series ending at the same time
+                   [idx[: len(idx) - k] for k in range(3)] * 4,  # ... and at different
+                   [idx[:4], idx]):  # too few to vectorise
+        want = [future_index(i, f, 4) for i in series]
+        got = future_indexes(series, f, 4)
+        assert len(got) == len(series)
+        for g, one in zip(got, want, strict=True):
+            assert g.equals(one) and len(g) == 4
+        # all series one under the other, as the long output's ds column
+        assert got.stacked.equals(want[0].append(want[1:]))
+        with pytest.raises(IndexError):
+            got[len(series)]
 
 
 def test_window_scaling_forecasts_in_window_units_and_survives_save(tmp_path):

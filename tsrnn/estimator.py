@@ -931,14 +931,16 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         n = len(tails)
         C, cal = len(self._channels), getattr(self, "_calendar", [])
         xs = np.empty((n, self.lookback, C + 2 * len(cal)), np.float32)
-        futs = []
         fidxs = D.future_indexes([idx for _, idx in tails], self._freq, H)
-        for i, ((raw, _), (loc, scale)) in enumerate(zip(tails, params)):
-            xs[i, :, :C] = (raw - loc) / scale
-            fb = self._future_block(future, ids[i], fidxs[i])
-            futs.append((fb - loc[self._fut_cols]) / scale[self._fut_cols]
-                        if fb.shape[1] else fb)
-        futs = np.asarray(futs, np.float32).reshape(n, H, -1)
+        locs = np.stack([p[0] for p in params])[:, None, :]  # (n, 1, C)
+        scales = np.stack([p[1] for p in params])[:, None, :]
+        xs[:, :, :C] = (np.stack([raw for raw, _ in tails]) - locs) / scales
+        futs = np.zeros((n, H, 0), np.float32)
+        if self._future_exog:  # known future inputs: looked up and scaled per series
+            futs = np.asarray([
+                (self._future_block(future, ids[i], fidxs[i]) - loc[self._fut_cols])
+                / scale[self._fut_cols] for i, (loc, scale) in enumerate(params)
+            ], np.float32).reshape(n, H, -1)
         if cal:  # the calendar columns come after the data, as in fit
             xs[:, :, C:] = D.stacked_calendar_values(
                 [idx for _, idx in tails], cal).reshape(n, self.lookback, -1)
@@ -964,8 +966,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
             return pd.DataFrame(cols, index=fidxs[0])
         H = self.horizon
         uid = pd.Series(ids).repeat(H).reset_index(drop=True)  # keeps the ids' dtype
-        frame = pd.DataFrame({"unique_id": uid, "ds": fidxs[0].append(fidxs[1:])
-                              if len(fidxs) > 1 else fidxs[0]})
+        frame = pd.DataFrame({"unique_id": uid, "ds": fidxs.stacked})
         for k, nm in enumerate(names):
             for sfx, arr in outs.items():
                 frame[f"{nm}{sfx}"] = arr[:, :, k].ravel()

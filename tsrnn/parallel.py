@@ -7,9 +7,10 @@ synchronisation inside the time loop, and the weight gradients of the shards are
 added at the end. This is how tsrnn uses more than one core; a per-step split would
 pay a thread hand-off on every step.
 
-While shards run, BLAS is held to one thread: the per-step matrix products are small,
-and two shards each asking OpenBLAS for every core made an LSTM step 1.5x slower than
-no sharding at all (measured at batch 256, hidden 64, two cores).
+While shards run, BLAS is held to one thread (:func:`one_blas_thread`): the per-step
+matrix products are small, and two shards each asking OpenBLAS for every core made an
+LSTM step 1.5x slower than no sharding at all (measured at batch 256, hidden 64, two
+cores). The training loop holds it for the whole fit, for the same reason.
 
 ``TSRNN_NUM_THREADS`` sets the number of threads (1 turns sharding off). By default it
 is the number of cores this process may use, capped by ``OMP_NUM_THREADS`` when that is
@@ -30,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from tsrnn._config import SHARD_MIN_WORK
 
 _pool: ThreadPoolExecutor | None = None
-_pool_pid: int | None = None
+_pool_key: tuple | None = None  # (pid, workers) the pool was made for
 _num_threads: int | None = None
 _blas = None  # threadpoolctl controller of the loaded BLAS libraries
 _busy = threading.Lock()  # one sharded call at a time; others run unsharded
@@ -81,10 +82,12 @@ def batch_shards(batch: int, gate_units: int) -> list[slice]:
 
 
 def _executor() -> ThreadPoolExecutor:
-    global _pool, _pool_pid
-    if _pool is None or _pool_pid != os.getpid():  # a forked child has no pool threads
-        _pool = ThreadPoolExecutor(max(1, num_threads() - 1), thread_name_prefix="tsrnn")
-        _pool_pid = os.getpid()
+    # A forked child has no pool threads: a new pool per process (and per thread count).
+    global _pool, _pool_key
+    key = (os.getpid(), max(1, num_threads() - 1))
+    if _pool is None or _pool_key != key:
+        _pool = ThreadPoolExecutor(key[1], thread_name_prefix="tsrnn")
+        _pool_key = key
     return _pool
 
 

@@ -199,3 +199,19 @@ def test_training_holds_blas_to_one_thread_and_restores_it(monkeypatch):
                        random_state=0).fit(load_air_passengers())
     assert seen and all(s == {1} for s in seen)
     assert blas_threads() == before
+
+
+def _threads_in_worker():
+    return parallel.num_threads()
+
+
+def test_joblib_workers_get_their_share_of_the_cores():
+    """joblib's loky workers set OMP_NUM_THREADS to their share of the cores, which
+    caps tsrnn's threads there: a grid search with n_jobs does not oversubscribe."""
+    import os
+
+    from joblib import Parallel, delayed
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    got = Parallel(n_jobs=2, backend="loky")(delayed(_threads_in_worker)() for _ in range(2))
+    assert all(1 <= n <= max(1, cores // 2) for n in got), (got, cores)

@@ -225,9 +225,10 @@ def future_indexes(indexes, freq, horizon: int) -> StackedIndex:
     first = indexes[0]
     same_kind = all(type(i) is type(first) for i in indexes)
     if (same_kind and len(indexes) >= 8 and isinstance(first, pd.DatetimeIndex)
-            and len({str(i.tz) for i in indexes}) == 1):
-        # .values is UTC for tz-aware indexes; concatenation keeps the finest unit
-        lasts = pd.DatetimeIndex(np.concatenate([i.values[-1:] for i in indexes]))
+            and len({(str(i.tz), i.unit) for i in indexes}) == 1):
+        # asi8: UTC ticks since the epoch, in the indexes' one unit
+        ticks = np.concatenate([i.asi8[-1:] for i in indexes])
+        lasts = pd.DatetimeIndex(ticks.view(f"M8[{first.unit}]"))
         if first.tz is not None:
             lasts = lasts.tz_localize("UTC").tz_convert(first.tz)
         offset = pd.tseries.frequencies.to_offset(freq)

@@ -80,3 +80,25 @@ def test_adam_updates_non_contiguous_parameters_in_place():
         a.step(strided, {"w": g})
         b.step(plain, {"w": np.asfortranarray(g)})
     np.testing.assert_array_equal(base.T, plain["w"])  # the caller's array moved
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 1003])  # around the 8 partial sums
+def test_gradient_norm_sum_of_squares(n):
+    """The clip's sum of squares (eight partial sums, float64) equals NumPy's, and a
+    NaN or inf in a gradient reaches the norm (a diverging run must be seen)."""
+    from tsrnn.kernels.cpu import sum_squares
+    from tsrnn.training import clip_by_global_norm
+
+    a = np.random.default_rng(n).standard_normal(n).astype(np.float32)
+    want = float(np.sum(a.astype(np.float64) ** 2))
+    assert sum_squares(a) == pytest.approx(want, rel=1e-12, abs=0)
+    if n:
+        b = a.copy()
+        b[-1] = np.nan
+        assert np.isnan(sum_squares(b))
+        b[-1] = np.inf
+        assert sum_squares(b) == np.inf
+        grads = {"w": a.reshape(-1, 1).copy()}
+        norm = clip_by_global_norm(grads, max_norm=0.5)
+        assert norm == pytest.approx(np.sqrt(want), rel=1e-12)
+        assert np.sqrt(np.sum(grads["w"].astype(np.float64) ** 2)) <= 0.5 * (1 + 1e-6)

@@ -15,6 +15,10 @@ ordered like PyTorch (layer-major, forward direction first).
 
 Internally everything is time-major (time, batch, ...), so that each step's slice is
 contiguous; the transposes happen only here, at the boundary.
+
+On the CPU, a large batch is split into shards of rows that run in parallel threads
+(:mod:`tsrnn.parallel`; ``TSRNN_NUM_THREADS`` sets how many): the results are those of
+the whole batch, with the weight gradients summed shard by shard.
 """
 
 from __future__ import annotations

@@ -7,8 +7,11 @@ import shutil
 if shutil.which("nvidia-smi") is None:
     os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 
+import warnings
+
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 
 CELL_CASES = [("rnn", "tanh"), ("rnn", "relu"), ("lstm", "tanh"), ("gru", "tanh")]
 
@@ -23,3 +26,11 @@ def random_state(cell, S, B, H, rng, dtype):
     if cell == "lstm":
         return (h, rng.standard_normal((S, B, H)).astype(dtype) * 0.5)
     return h
+
+
+def quiet(fn, *a, **k):
+    """``fn(*a, **k)`` with ConvergenceWarning silenced (short test fits hit
+    max_epochs on purpose)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return fn(*a, **k)

@@ -1,20 +1,12 @@
 """Calendar features: the position in the day, week and year as known-future inputs."""
 
-import warnings
-
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.exceptions import ConvergenceWarning
+from conftest import quiet
 
 from tsrnn import TSRNNRegressor, backtest
 from tsrnn import data as D
-
-
-def _fit(model, *a, **k):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return model.fit(*a, **k)
 
 
 def test_calendar_values_are_sine_and_cosine_of_the_cycle_position():
@@ -75,8 +67,8 @@ def test_auto_takes_cycles_longer_than_the_window_seen_four_times(freq, n, lookb
 def test_an_integer_index_has_no_calendar():
     assert D.auto_calendar(pd.RangeIndex(500), 1, 10, 500) == []
     y = pd.Series(np.sin(np.arange(200) / 5))
-    m = _fit(TSRNNRegressor(lookback=10, horizon=2, hidden_size=4, max_epochs=2,
-                            random_state=0), y)
+    m = quiet(TSRNNRegressor(lookback=10, horizon=2, hidden_size=4, max_epochs=2,
+                             random_state=0).fit, y)
     assert m._calendar == []
     with pytest.raises(ValueError, match="calendar= needs a DatetimeIndex"):
         TSRNNRegressor(lookback=10, horizon=2, calendar=["week"]).fit(y)
@@ -103,9 +95,9 @@ def test_the_year_cycle_lets_a_short_window_foresee_a_seasonal_step(tmp_path):
     cut = y.index.get_loc(pd.Timestamp("2005-05-27"))  # the step is 3 days later
     train, test = y.iloc[:cut], y.iloc[cut : cut + 10]
     kw = dict(lookback=7, horizon=10, hidden_size=16, max_epochs=60, random_state=0)
-    with_cal = _fit(TSRNNRegressor(**kw), train)
+    with_cal = quiet(TSRNNRegressor(**kw).fit, train)
     assert with_cal._calendar == ["year"]
-    without = _fit(TSRNNRegressor(calendar=None, **kw), train)
+    without = quiet(TSRNNRegressor(calendar=None, **kw).fit, train)
     err_with = np.abs(with_cal.predict()["y"].to_numpy() - test.to_numpy()).mean()
     err_without = np.abs(without.predict()["y"].to_numpy() - test.to_numpy()).mean()
     assert err_with < 0.5 * err_without
@@ -126,9 +118,9 @@ def test_calendar_with_future_exog_recursive_and_backtest():
     df = pd.DataFrame({"y": (dow >= 5) + 0.5 * x + 0.1 * rng.standard_normal(len(idx)),
                        "x": x}, index=idx)
     for strategy in ("direct", "recursive"):
-        m = _fit(TSRNNRegressor(lookback=24, horizon=6, hidden_size=8, max_epochs=3,
-                                strategy=strategy, random_state=0),
-                 df.iloc[:-6], target="y", future_exog=["x"])
+        m = quiet(TSRNNRegressor(lookback=24, horizon=6, hidden_size=8, max_epochs=3,
+                                 strategy=strategy, random_state=0).fit,
+                  df.iloc[:-6], target="y", future_exog=["x"])
         assert m._calendar == ["week"]
         fc = m.predict(future=df.iloc[-6:][["x"]])
         assert fc.shape == (6, 1) and np.isfinite(fc.to_numpy()).all()
@@ -163,8 +155,8 @@ def test_many_series_get_their_own_calendar_rows():
             + 0.1 * rng.standard_normal(n)
         frames.append(pd.DataFrame({"unique_id": uid, "ds": ds, "y": y}))
     long = pd.concat(frames, ignore_index=True)
-    m = _fit(TSRNNRegressor(lookback=12, horizon=4, hidden_size=8, max_epochs=3,
-                            random_state=0), long)
+    m = quiet(TSRNNRegressor(lookback=12, horizon=4, hidden_size=8, max_epochs=3,
+                             random_state=0).fit, long)
     assert m._calendar == ["day", "week"]
     both = m.predict()
     alone = m.predict(long[long["unique_id"] == "b"])

@@ -1,12 +1,12 @@
 """TSRNNRegressor from the user's side: pandas shapes, arrays, errors, sklearn tools."""
 
 import pickle
-import warnings
 
 import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import quiet
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
@@ -23,16 +23,10 @@ def _sine(n=120, freq="D", name="y", seed=0):
     return pd.Series(v, index=pd.date_range("2020-01-01", periods=n, freq=freq), name=name)
 
 
-def _quiet(fn, *a, **k):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return fn(*a, **k)
-
-
 def test_series_forecast_is_indexed_by_future_dates_and_beats_naive():
     y = load_air_passengers()
     train, test = y[:-12], y[-12:]
-    m = _quiet(TSRNNRegressor(lookback=24, horizon=12, random_state=0).fit, train)
+    m = quiet(TSRNNRegressor(lookback=24, horizon=12, random_state=0).fit, train)
     fc = m.predict()
     assert list(fc.index) == list(test.index)
     assert fc.shape == (12, 1) and np.isfinite(fc.to_numpy()).all()
@@ -43,12 +37,12 @@ def test_series_forecast_is_indexed_by_future_dates_and_beats_naive():
 
 def test_same_random_state_is_bit_identical_and_other_differs():
     y = _sine()
-    a = _quiet(TSRNNRegressor(lookback=12, horizon=3, **FAST).fit, y)
-    b = _quiet(TSRNNRegressor(lookback=12, horizon=3, **FAST).fit, y)
+    a = quiet(TSRNNRegressor(lookback=12, horizon=3, **FAST).fit, y)
+    b = quiet(TSRNNRegressor(lookback=12, horizon=3, **FAST).fit, y)
     np.testing.assert_array_equal(a.predict().to_numpy(), b.predict().to_numpy())
     for k in a.net_.params:
         np.testing.assert_array_equal(a.net_.params[k], b.net_.params[k])
-    c = _quiet(TSRNNRegressor(lookback=12, horizon=3, hidden_size=8, max_epochs=5,
+    c = quiet(TSRNNRegressor(lookback=12, horizon=3, hidden_size=8, max_epochs=5,
                               random_state=1).fit, y)
     assert not np.array_equal(a.predict().to_numpy(), c.predict().to_numpy())
 
@@ -57,7 +51,7 @@ def test_wide_frame_with_future_exog():
     df = load_elecdemand().iloc[-600:]
     df_in = df.copy()
     m = TSRNNRegressor(cell="gru", lookback=48, horizon=24, **FAST)
-    _quiet(m.fit, df.iloc[:-24], target="demand_gw", future_exog=["temperature_c", "workday"])
+    quiet(m.fit, df.iloc[:-24], target="demand_gw", future_exog=["temperature_c", "workday"])
     pd.testing.assert_frame_equal(df, df_in)  # the caller's frame is untouched
     with pytest.raises(ValueError, match="future="):
         m.predict()
@@ -72,7 +66,7 @@ def test_wide_frame_with_future_exog():
 def test_wide_frame_without_target_forecasts_all_numeric_columns():
     df = pd.DataFrame({"a": _sine(seed=1).to_numpy(), "b": _sine(seed=2).to_numpy()},
                       index=_sine().index)
-    m = _quiet(TSRNNRegressor(lookback=12, horizon=4, **FAST).fit, df)
+    m = quiet(TSRNNRegressor(lookback=12, horizon=4, **FAST).fit, df)
     fc = m.predict()
     assert list(fc.columns) == ["a", "b"] and fc.shape == (4, 2)
 
@@ -88,7 +82,7 @@ def _long(n_series=3, n=60):
 
 def test_long_frame_global_model_and_unseen_series():
     long_df = _long()
-    m = _quiet(TSRNNRegressor(lookback=12, horizon=4, **FAST).fit, long_df)
+    m = quiet(TSRNNRegressor(lookback=12, horizon=4, **FAST).fit, long_df)
     fc = m.predict()
     assert list(fc.columns) == ["unique_id", "ds", "y_pred"]
     assert len(fc) == 3 * 4 and set(fc["unique_id"]) == {"s0", "s1", "s2"}
@@ -103,28 +97,28 @@ def test_array_mode_shapes_and_multi_output():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((64, 10, 2))
     y = X[:, -1, 0] * 2
-    m = _quiet(TSRNNRegressor(**FAST).fit, X, y)
+    m = quiet(TSRNNRegressor(**FAST).fit, X, y)
     assert m.predict(X).shape == (64,)
     Y = np.stack([y, -y], axis=1)
-    m2 = _quiet(TSRNNRegressor(**FAST).fit, X, Y)
+    m2 = quiet(TSRNNRegressor(**FAST).fit, X, Y)
     assert m2.predict(X).shape == (64, 2)
 
 
 def test_recursive_strategy():
     y = _sine()
-    m = _quiet(TSRNNRegressor(lookback=12, horizon=6, strategy="recursive", **FAST).fit, y)
+    m = quiet(TSRNNRegressor(lookback=12, horizon=6, strategy="recursive", **FAST).fit, y)
     fc = m.predict()
     assert fc.shape == (6, 1) and np.isfinite(fc.to_numpy()).all()
 
 
 def test_tbptt_trains_and_differs_from_full_bptt():
     y = _sine(200)
-    a = _quiet(TSRNNRegressor(lookback=48, horizon=2, tbptt_steps=8, **FAST).fit, y)
-    b = _quiet(TSRNNRegressor(lookback=48, horizon=2, **FAST).fit, y)
+    a = quiet(TSRNNRegressor(lookback=48, horizon=2, tbptt_steps=8, **FAST).fit, y)
+    b = quiet(TSRNNRegressor(lookback=48, horizon=2, **FAST).fit, y)
     assert np.isfinite(a.loss_curve_).all()
     assert not np.allclose(a.loss_curve_, b.loss_curve_)
     # a chunk as long as the window is the full BPTT
-    c = _quiet(TSRNNRegressor(lookback=48, horizon=2, tbptt_steps=48, **FAST).fit, y)
+    c = quiet(TSRNNRegressor(lookback=48, horizon=2, tbptt_steps=48, **FAST).fit, y)
     np.testing.assert_array_equal(b.loss_curve_, c.loss_curve_)
 
 
@@ -146,7 +140,7 @@ def test_bad_series_get_clear_errors(bad, match):
 def test_missing_skip_drops_windows_and_forecasts_finite():
     s = _sine()
     s.iloc[40] = np.nan
-    m = _quiet(TSRNNRegressor(lookback=12, horizon=3, missing="skip", **FAST).fit, s)
+    m = quiet(TSRNNRegressor(lookback=12, horizon=3, missing="skip", **FAST).fit, s)
     assert np.isfinite(m.predict().to_numpy()).all()
 
 
@@ -162,14 +156,14 @@ def test_non_numeric_column_and_bad_params():
 
 def test_predict_with_other_columns_is_refused():
     df = pd.DataFrame({"a": _sine().to_numpy(), "b": _sine(seed=3).to_numpy()}, index=_sine().index)
-    m = _quiet(TSRNNRegressor(lookback=12, horizon=2, **FAST).fit, df, target="a")
+    m = quiet(TSRNNRegressor(lookback=12, horizon=2, **FAST).fit, df, target="a")
     with pytest.raises(ValueError, match="b"):
         m.predict(df[["a"]])
 
 
 def test_pickle_joblib_clone_round_trips(tmp_path):
     y = _sine()
-    m = _quiet(TSRNNRegressor(lookback=12, horizon=3, **FAST).fit, y)
+    m = quiet(TSRNNRegressor(lookback=12, horizon=3, **FAST).fit, y)
     fc = m.predict()
     m2 = pickle.loads(pickle.dumps(m))
     pd.testing.assert_frame_equal(m2.predict(), fc)
@@ -193,12 +187,12 @@ def test_convergence_warning_curves_and_partial_fit():
 
 def test_warm_start_continues_from_previous_weights():
     y = _sine()
-    m = _quiet(TSRNNRegressor(lookback=12, horizon=2, warm_start=True, **FAST).fit, y)
+    m = quiet(TSRNNRegressor(lookback=12, horizon=2, warm_start=True, **FAST).fit, y)
     w = m.net_.params["weight_hh_l0"].copy()
-    _quiet(m.fit, y)
+    quiet(m.fit, y)
     assert m.n_iter_ == 10  # the curves continue
     assert not np.array_equal(w, m.net_.params["weight_hh_l0"])
-    cold = _quiet(TSRNNRegressor(lookback=12, horizon=2, **FAST).fit, y)
+    cold = quiet(TSRNNRegressor(lookback=12, horizon=2, **FAST).fit, y)
     np.testing.assert_array_equal(w, cold.net_.params["weight_hh_l0"])
 
 
@@ -216,11 +210,11 @@ def test_grid_search_with_time_series_split_in_parallel():
     search = GridSearchCV(TSRNNRegressor(max_epochs=3, random_state=0),
                           {"cell": ["lstm", "gru"], "hidden_size": [4, 8]},
                           cv=TimeSeriesSplit(3), n_jobs=2)
-    _quiet(search.fit, X, y)
+    quiet(search.fit, X, y)
     serial = GridSearchCV(TSRNNRegressor(max_epochs=3, random_state=0),
                           {"cell": ["lstm", "gru"], "hidden_size": [4, 8]},
                           cv=TimeSeriesSplit(3), n_jobs=1)
-    _quiet(serial.fit, X, y)
+    quiet(serial.fit, X, y)
     assert search.best_params_ == serial.best_params_
     np.testing.assert_array_equal(search.predict(X), serial.predict(X))
 
@@ -258,12 +252,12 @@ def test_window_scaling_forecasts_in_window_units_and_survives_save(tmp_path):
     t = np.arange(300)
     v = np.exp(t / 65) * (10 + np.sin(2 * np.pi * t / 12))
     y = pd.Series(v, index=pd.date_range("2000-01-01", periods=300, freq="MS"), name="g")
-    m = _quiet(TSRNNRegressor(lookback=24, horizon=6, window_scaling=True, hidden_size=8,
+    m = quiet(TSRNNRegressor(lookback=24, horizon=6, window_scaling=True, hidden_size=8,
                               max_epochs=30, random_state=0).fit, y[:-6])
     fc = m.predict()["g"].to_numpy()
     assert np.all(np.abs(fc / y[-6:].to_numpy() - 1) < 0.3)
     m2 = TSRNNRegressor.load(m.save(tmp_path / "w.tsrnn"))
     np.testing.assert_array_equal(m2.predict()["g"].to_numpy(), fc)
-    off = _quiet(TSRNNRegressor(lookback=24, horizon=6, hidden_size=8, max_epochs=30,
+    off = quiet(TSRNNRegressor(lookback=24, horizon=6, hidden_size=8, max_epochs=30,
                                 random_state=0).fit, y[:-6]).predict()["g"].to_numpy()
     assert not np.allclose(off, fc)  # the switch changes what the network sees

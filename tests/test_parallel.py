@@ -4,7 +4,7 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import CELL_CASES, random_state
+from conftest import CELL_CASES, quiet, random_state
 from reference import forward_backward
 
 from tsrnn import functional as F
@@ -21,6 +21,14 @@ def threads(monkeypatch):
         monkeypatch.setattr(parallel, "SHARD_MIN_WORK", 1)
 
     return set_threads
+
+
+def _blas_threads():
+    """(library, threads) of every loaded BLAS."""
+    from threadpoolctl import threadpool_info
+
+    return [(i["filepath"], i["num_threads"]) for i in threadpool_info()
+            if i["user_api"] == "blas"]
 
 
 def _run(cell, nonlin, x, params, state, lengths, nl, bidir, dout, dstate, dropout=0.0):
@@ -137,22 +145,14 @@ def test_an_error_in_a_shard_propagates_and_frees_the_pool(threads):
 
 
 def test_blas_threads_are_restored_after_a_sharded_call(threads):
-    from threadpoolctl import threadpool_info
-
     threads(2)
     parallel.map_shards(lambda r: None, [slice(0, 1), slice(1, 2)])  # loads the BLAS
-    before = [(i["filepath"], i["num_threads"]) for i in threadpool_info()
-              if i["user_api"] == "blas"]
+    before = _blas_threads()
     seen = []
-    parallel.map_shards(
-        lambda r: seen.append([i["num_threads"] for i in threadpool_info()
-                               if i["user_api"] == "blas"]),
-        [slice(0, 1), slice(1, 2)],
-    )
-    assert all(n == 1 for counts in seen for n in counts)  # one BLAS thread per shard
-    after = [(i["filepath"], i["num_threads"]) for i in threadpool_info()
-             if i["user_api"] == "blas"]
-    assert after == before
+    parallel.map_shards(lambda r: seen.append({n for _, n in _blas_threads()}),
+                        [slice(0, 1), slice(1, 2)])
+    assert seen and all(s == {1} for s in seen)  # one BLAS thread per shard
+    assert _blas_threads() == before
 
 
 def test_a_nested_or_concurrent_call_runs_its_shards_in_turn(threads):
@@ -171,34 +171,24 @@ def test_a_nested_or_concurrent_call_runs_its_shards_in_turn(threads):
 
 
 def test_training_holds_blas_to_one_thread_and_restores_it(monkeypatch):
-    import warnings
-
-    from threadpoolctl import threadpool_info
-
     from tsrnn import TSRNNRegressor, training
     from tsrnn.datasets import load_air_passengers
 
-    def blas_threads():
-        return [(i["filepath"], i["num_threads"]) for i in threadpool_info()
-                if i["user_api"] == "blas"]
-
     with parallel.one_blas_thread():  # loads the BLAS libraries numba uses
         pass
-    before = blas_threads()
+    before = _blas_threads()
     seen = []
     train_epoch = training.Trainer.train_epoch
 
     def spy(self, idx, epoch):
-        seen.append({n for _, n in blas_threads()})
+        seen.append({n for _, n in _blas_threads()})
         return train_epoch(self, idx, epoch)
 
     monkeypatch.setattr(training.Trainer, "train_epoch", spy)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        TSRNNRegressor(hidden_size=4, lookback=12, horizon=3, max_epochs=2,
-                       random_state=0).fit(load_air_passengers())
+    quiet(TSRNNRegressor(hidden_size=4, lookback=12, horizon=3, max_epochs=2,
+                         random_state=0).fit, load_air_passengers())
     assert seen and all(s == {1} for s in seen)
-    assert blas_threads() == before
+    assert _blas_threads() == before
 
 
 def _threads_in_worker():

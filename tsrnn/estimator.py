@@ -893,6 +893,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
             return np.sort(pred, axis=-1) if Q > 1 else pred
         pred = np.empty((n, H, nt, 1), np.float32)
         window = np.array(xs, dtype=np.float32)
+        fut_cols = self._net_fut_cols
         for h in range(H):
             norm = self._window_norm(window)
             p, _ = self.net_.forward(np.ascontiguousarray(self._net_input(window, norm)),
@@ -903,7 +904,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
             nxt = np.empty((n, 1, window.shape[2]), np.float32)
             nxt[:, 0, :nt] = step
             if futs.shape[2]:
-                nxt[:, 0, self._net_fut_cols] = futs[:, h, :]
+                nxt[:, 0, fut_cols] = futs[:, h, :]
             window = np.concatenate([window[:, 1:], nxt], axis=1)
         return pred
 

@@ -205,3 +205,18 @@ def test_joblib_workers_get_their_share_of_the_cores():
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     got = Parallel(n_jobs=2, backend="loky")(delayed(_threads_in_worker)() for _ in range(2))
     assert all(1 <= n <= max(1, cores // 2) for n in got), (got, cores)
+
+
+def test_a_nested_hold_neither_relimits_nor_releases_blas(threads, monkeypatch):
+    threads(2)
+    with parallel.one_blas_thread():  # loads the BLAS libraries numba uses
+        pass
+    before = _blas_threads()
+    calls = []
+    limit = parallel._blas.limit
+    monkeypatch.setattr(parallel._blas, "limit", lambda **k: calls.append(k) or limit(**k))
+    with parallel.one_blas_thread():
+        parallel.map_shards(lambda r: None, [slice(0, 1), slice(1, 2)])  # nested hold
+        assert {n for _, n in _blas_threads()} == {1}  # still held after it
+    assert len(calls) == 1  # the training loop's hold covers its steps' shards
+    assert _blas_threads() == before

@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
 
 from tsrnn._config import SHARD_MIN_WORK
 
@@ -34,6 +35,7 @@ _pool: ThreadPoolExecutor | None = None
 _pool_key: tuple | None = None  # (pid, workers) the pool was made for
 _num_threads: int | None = None
 _blas = None  # threadpoolctl controller of the loaded BLAS libraries
+_held = 0  # open one_blas_thread() holds (BLAS is process-wide state)
 _busy = threading.Lock()  # one sharded call at a time; others run unsharded
 
 
@@ -91,16 +93,27 @@ def _executor() -> ThreadPoolExecutor:
     return _pool
 
 
+@contextmanager
 def one_blas_thread():
-    """Context manager holding every loaded BLAS library to one thread."""
-    global _blas
+    """Hold every loaded BLAS library to one thread. Nested uses (the shards of a
+    training step, inside the training loop's hold) cost nothing: re-limiting took
+    ~20 us a call, twice per step."""
+    global _blas, _held
+    if _held:
+        yield
+        return
     if _blas is None:
         # numba's np.dot calls scipy's BLAS; load it before taking stock.
         import scipy.linalg.cython_blas  # noqa: F401
         from threadpoolctl import ThreadpoolController
 
         _blas = ThreadpoolController().select(user_api="blas")
-    return _blas.limit(limits=1)
+    with _blas.limit(limits=1):
+        _held += 1
+        try:
+            yield
+        finally:
+            _held -= 1
 
 
 def map_shards(fn, shards: list[slice]) -> list:

@@ -1,0 +1,64 @@
+"""The training step of RecurrentNet: the lean path (one layer, kernels called
+directly) gives exactly what the general path through F.forward/F.backward gives."""
+
+import numpy as np
+import pytest
+
+from tsrnn import parallel
+from tsrnn.training import RecurrentNet, loss_and_grad
+
+CELLS = [("lstm", "tanh"), ("gru", "tanh"), ("rnn", "tanh"), ("rnn", "relu")]
+
+
+def _net(cell, nonlin, num_layers=1, bidirectional=False, n_inputs=3, hidden=5):
+    return RecurrentNet(cell, n_inputs, hidden, num_layers, bidirectional, 0.0, n_out=4,
+                        n_future=2, rng=np.random.default_rng(0), nonlinearity=nonlin)
+
+
+def _step(net, x, fut, y, tbptt_steps=None):
+    pred, ctx = net.forward(x, fut, training=True, rng=np.random.default_rng(1),
+                            tbptt_steps=tbptt_steps)
+    _, dpred = loss_and_grad("mse", pred, y)
+    return pred, net.backward(ctx, dpred.astype(pred.dtype)), ctx
+
+
+def _data(batch=7, steps=9, features=3, dtype=np.float32):
+    rng = np.random.default_rng(2)
+    return (rng.standard_normal((batch, steps, features)).astype(dtype),
+            rng.standard_normal((batch, 2)).astype(dtype),
+            rng.standard_normal((batch, 4)).astype(dtype))
+
+
+@pytest.mark.parametrize("cell,nonlin", CELLS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lean_step_equals_the_general_step(cell, nonlin, dtype, monkeypatch):
+    net = _net(cell, nonlin)
+    net.params = {k: v.astype(dtype) for k, v in net.params.items()}
+    x, fut, y = _data(dtype=dtype)
+    pred, grads, ctx = _step(net, x, fut, y)
+    assert isinstance(ctx[0], tuple) and ctx[0][0] == "lean"
+    monkeypatch.setattr(RecurrentNet, "_lean_training", lambda *a: False)
+    pred_g, grads_g, ctx_g = _step(net, x, fut, y)
+    assert isinstance(ctx_g[0], dict)  # F.forward's cache: the general path ran
+    np.testing.assert_array_equal(pred, pred_g)
+    assert grads.keys() == grads_g.keys() == net.params.keys()
+    for k in grads:
+        assert grads[k].shape == net.params[k].shape
+        np.testing.assert_array_equal(grads[k], grads_g[k], err_msg=k)
+    assert any(np.any(g != 0) for k, g in grads.items() if "hh" in k)
+
+
+@pytest.mark.parametrize("kind", ["stacked", "bidirectional", "tbptt", "sharded"])
+def test_the_general_path_runs_where_the_lean_one_does_not_apply(kind, monkeypatch):
+    net = _net("lstm", "tanh", num_layers=2 if kind == "stacked" else 1,
+               bidirectional=kind == "bidirectional")
+    if kind == "sharded":
+        monkeypatch.setattr(parallel, "_num_threads", 2)
+        monkeypatch.setattr(parallel, "SHARD_MIN_WORK", 1)
+    x, fut, y = _data()
+    _, grads, ctx = _step(net, x, fut, y, tbptt_steps=4 if kind == "tbptt" else None)
+    assert isinstance(ctx[0], dict)
+    assert grads.keys() == net.params.keys()
+    # a truncated window as long as the whole one is no truncation: lean again
+    if kind == "tbptt":
+        assert isinstance(_step(net, x, fut, y, tbptt_steps=9)[2][0], tuple)

@@ -23,6 +23,49 @@ from tsrnn.kernels.cpu.linalg import (
 )
 
 
+@njit(inline="always", **JIT_OPTIONS)
+def _forward_row(g_b, ph_b, hn_b, hp, hx, o_b, H):
+    """One active row of a forward step: r, z, n in place, ``W_hn h + b_hn`` kept,
+    the new state."""
+    for j in range(2 * H):
+        g_b[j] = sigmoid(g_b[j] + ph_b[j])
+    gr, gz, gn, _ = gate_views(g_b, H)
+    phn = gate_views(ph_b, H)[2]
+    for j in range(H):
+        v = phn[j]
+        hn_b[j] = v
+        n = tanh(gn[j] + gr[j] * v)
+        gn[j] = n
+        z = gz[j]
+        h = (1 - z) * n + z * hp[j]
+        hx[j] = h
+        o_b[j] = h
+
+
+@njit(inline="always", **JIT_OPTIONS)
+def _backward_row(g_b, hn_b, hp, do_b, di_b, dhh_b, dh_b, dp_b, H):
+    """One active row of a backward step: input-side and hidden-side gate gradients
+    and the state gradient carried past the recurrent product."""
+    gr, gz, gn, _ = gate_views(g_b, H)
+    di_r, di_z, di_n, _ = gate_views(di_b, H)
+    dh_r, dh_z, dh_n, _ = gate_views(dhh_b, H)
+    # Two loops with fewer arrays each: one with all eleven was left scalar.
+    for j in range(H):
+        dhj = dh_b[j] + do_b[j]
+        r = gr[j]
+        z = gz[j]
+        n = gn[j]
+        dn = dhj * (1 - z) * (1 - n * n)
+        di_r[j] = dn * hn_b[j] * r * (1 - r)
+        di_z[j] = dhj * (hp[j] - n) * z * (1 - z)
+        di_n[j] = dn
+        dp_b[j] = dhj * z
+    for j in range(H):
+        dh_r[j] = di_r[j]
+        dh_z[j] = di_z[j]
+        dh_n[j] = di_n[j] * gr[j]
+
+
 @njit(**JIT_OPTIONS)
 def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, keep):
     """One direction of one GRU layer over all steps.
@@ -43,28 +86,21 @@ def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, keep):
     out = np.zeros((T, B, H), dtype=dt)
     hs[0] = h0
     ph = np.empty((B, G), dtype=dt)
+    min_len = lengths.min()
     for s in range(T):
         fill_rows(ph, b_hh)
         matmul_acc(hs[s], w_hh_t, ph)
         gs, hn, h_prev, h_next, out_s = gates[s], hn_all[s if keep else 0], hs[s], hs[s + 1], out[s]
+        # No padding branch while every row is active (see lstm_forward).
+        if s < min_len:
+            for b in range(B):
+                _forward_row(gs[b], ph[b], hn[b], h_prev[b], h_next[b], out_s[b], H)
+            continue
         for b in range(B):
-            g_b, ph_b, hn_b, hp, hx = gs[b], ph[b], hn[b], h_prev[b], h_next[b]
             if s < lengths[b]:
-                for j in range(2 * H):
-                    g_b[j] = sigmoid(g_b[j] + ph_b[j])
-                o_b = out_s[b]
-                gr, gz, gn, _ = gate_views(g_b, H)
-                phn = gate_views(ph_b, H)[2]
-                for j in range(H):
-                    v = phn[j]
-                    hn_b[j] = v
-                    n = tanh(gn[j] + gr[j] * v)
-                    gn[j] = n
-                    z = gz[j]
-                    h = (1 - z) * n + z * hp[j]
-                    hx[j] = h
-                    o_b[j] = h
+                _forward_row(gs[b], ph[b], hn[b], h_prev[b], h_next[b], out_s[b], H)
             else:
+                g_b, hn_b, hp, hx = gs[b], hn[b], h_prev[b], h_next[b]
                 for j in range(G):
                     g_b[j] = 0
                 for j in range(H):
@@ -88,36 +124,25 @@ def gru_backward(x, w_ih, w_hh, lengths, hs, gates, hn_all, dout, dh_n):
     dgh = np.empty((T, B, G), dtype=dt)
     dh = dh_n.copy()
     dh_prev = np.empty((B, H), dtype=dt)
+    min_len = lengths.min()
     for s in range(T - 1, -1, -1):
         gs, hn, di, dhh, h_prev, dout_s = gates[s], hn_all[s], dgi[s], dgh[s], hs[s], dout[s]
-        for b in range(B):
-            di_b, dhh_b, dh_b, dp_b = di[b], dhh[b], dh[b], dh_prev[b]
-            if s < lengths[b]:
-                g_b, hn_b, hp, do_b = gs[b], hn[b], h_prev[b], dout_s[b]
-                gr, gz, gn, _ = gate_views(g_b, H)
-                di_r, di_z, di_n, _ = gate_views(di_b, H)
-                dh_r, dh_z, dh_n, _ = gate_views(dhh_b, H)
-                # Two loops with fewer arrays each: one with all eleven was left scalar.
-                for j in range(H):
-                    dhj = dh_b[j] + do_b[j]
-                    r = gr[j]
-                    z = gz[j]
-                    n = gn[j]
-                    dn = dhj * (1 - z) * (1 - n * n)
-                    di_r[j] = dn * hn_b[j] * r * (1 - r)
-                    di_z[j] = dhj * (hp[j] - n) * z * (1 - z)
-                    di_n[j] = dn
-                    dp_b[j] = dhj * z
-                for j in range(H):
-                    dh_r[j] = di_r[j]
-                    dh_z[j] = di_z[j]
-                    dh_n[j] = di_n[j] * gr[j]
-            else:
-                for j in range(G):
-                    di_b[j] = 0
-                    dhh_b[j] = 0
-                for j in range(H):
-                    dp_b[j] = dh_b[j]
+        if s < min_len:
+            for b in range(B):
+                _backward_row(gs[b], hn[b], h_prev[b], dout_s[b], di[b], dhh[b], dh[b],
+                              dh_prev[b], H)
+        else:
+            for b in range(B):
+                if s < lengths[b]:
+                    _backward_row(gs[b], hn[b], h_prev[b], dout_s[b], di[b], dhh[b],
+                                  dh[b], dh_prev[b], H)
+                else:
+                    di_b, dhh_b, dh_b, dp_b = di[b], dhh[b], dh[b], dh_prev[b]
+                    for j in range(G):
+                        di_b[j] = 0
+                        dhh_b[j] = 0
+                    for j in range(H):
+                        dp_b[j] = dh_b[j]
         matmul_acc(dhh, w_hh, dh_prev)
         dh, dh_prev = dh_prev, dh
     dw_ih = sum_outer(dgi, x)

@@ -10,6 +10,37 @@ from tsrnn.kernels.activations import relu, tanh
 from tsrnn.kernels.cpu.linalg import input_grad, input_projection, matmul_acc, weight_grads
 
 
+@njit(inline="always", **JIT_OPTIONS)
+def _forward_row(p_b, hn, o_b, H, use_relu):
+    """One active row of a forward step: the activation of the pre-activations."""
+    if use_relu:
+        for j in range(H):
+            h = relu(p_b[j])
+            hn[j] = h
+            o_b[j] = h
+    else:
+        for j in range(H):
+            h = tanh(p_b[j])
+            hn[j] = h
+            o_b[j] = h
+
+
+@njit(inline="always", **JIT_OPTIONS)
+def _backward_row(dp_b, dh_b, dhp, hn, do_b, H, use_relu):
+    """One active row of a backward step: the pre-activation gradient, and a zeroed
+    row for the recurrent product."""
+    if use_relu:
+        for j in range(H):
+            dhj = dh_b[j] + do_b[j]
+            dp_b[j] = dhj if hn[j] > 0 else dhj * 0
+            dhp[j] = 0
+    else:
+        for j in range(H):
+            h = hn[j]
+            dp_b[j] = (dh_b[j] + do_b[j]) * (1 - h * h)
+            dhp[j] = 0
+
+
 @njit(**JIT_OPTIONS)
 def rnn_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, keep, use_relu):
     """One direction of one RNN layer over all steps.
@@ -26,25 +57,21 @@ def rnn_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, keep, use_relu):
     hs = np.empty((T + 1, B, H), dtype=x.dtype)
     out = np.zeros((T, B, H), dtype=x.dtype)
     hs[0] = h0
+    min_len = lengths.min()
     for s in range(T):
         p = pre[s]
         matmul_acc(hs[s], w_hh_t, p)
         h_prev, h_next, out_s = hs[s], hs[s + 1], out[s]
+        # No padding branch while every row is active (see lstm_forward).
+        if s < min_len:
+            for b in range(B):
+                _forward_row(p[b], h_next[b], out_s[b], H, use_relu)
+            continue
         for b in range(B):
-            p_b, hn, o_b = p[b], h_next[b], out_s[b]
             if s < lengths[b]:
-                if use_relu:
-                    for j in range(H):
-                        h = relu(p_b[j])
-                        hn[j] = h
-                        o_b[j] = h
-                else:
-                    for j in range(H):
-                        h = tanh(p_b[j])
-                        hn[j] = h
-                        o_b[j] = h
+                _forward_row(p[b], h_next[b], out_s[b], H, use_relu)
             else:
-                hp = h_prev[b]
+                hn, hp = h_next[b], h_prev[b]
                 for j in range(H):
                     hn[j] = hp[j]
     return out, hs
@@ -61,26 +88,22 @@ def rnn_backward(x, w_ih, w_hh, lengths, hs, dout, dh_n, use_relu):
     dpre = np.empty((T, B, H), dtype=x.dtype)
     dh = dh_n.copy()
     dh_prev = np.empty((B, H), dtype=x.dtype)
+    min_len = lengths.min()
     for s in range(T - 1, -1, -1):
         dp, h_next, dout_s = dpre[s], hs[s + 1], dout[s]
-        for b in range(B):
-            dp_b, dh_b, dhp = dp[b], dh[b], dh_prev[b]
-            if s < lengths[b]:
-                hn, do_b = h_next[b], dout_s[b]
-                if use_relu:
-                    for j in range(H):
-                        dhj = dh_b[j] + do_b[j]
-                        dp_b[j] = dhj if hn[j] > 0 else dhj * 0
-                        dhp[j] = 0
+        if s < min_len:
+            for b in range(B):
+                _backward_row(dp[b], dh[b], dh_prev[b], h_next[b], dout_s[b], H, use_relu)
+        else:
+            for b in range(B):
+                if s < lengths[b]:
+                    _backward_row(dp[b], dh[b], dh_prev[b], h_next[b], dout_s[b], H,
+                                  use_relu)
                 else:
+                    dp_b, dh_b, dhp = dp[b], dh[b], dh_prev[b]
                     for j in range(H):
-                        h = hn[j]
-                        dp_b[j] = (dh_b[j] + do_b[j]) * (1 - h * h)
-                        dhp[j] = 0
-            else:
-                for j in range(H):
-                    dp_b[j] = 0
-                    dhp[j] = dh_b[j]
+                        dp_b[j] = 0
+                        dhp[j] = dh_b[j]
         matmul_acc(dp, w_hh, dh_prev)
         dh, dh_prev = dh_prev, dh
     dw_ih, dw_hh, db = weight_grads(dpre, x, hs)

@@ -113,7 +113,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         window says more than the series' history (hourly demand in a holiday week
         2.0 -> 1.1 x seasonal naive's MASE, sunspots 0.33 -> 0.27), but loses the
         level, which short smooth series (air_passengers 0.71 -> 0.89, uschange
-        0.77 -> 0.89) and calendar-driven steps need (melbourne 0.62 -> 0.67, the
+        0.77 -> 0.89) and calendar-driven steps need (melbourne 0.62 -> 0.68, the
         calendar's gain gone): ``benchmarks/results/accuracy_ablation_window_scaling.md``.
     season_length : int or None, default=None
         Season of the seasonal baseline; None takes it from the frequency

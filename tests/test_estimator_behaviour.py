@@ -21,7 +21,10 @@ from tsrnn import TSRNNRegressor
 from tsrnn.datasets import load_air_passengers
 
 CTRL_C_SCRIPT = """
-import sys, warnings
+import signal, sys, warnings
+# A process started in the background by a non-interactive shell (some CI runners)
+# inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from tsrnn import TSRNNRegressor
 from tsrnn.datasets import load_elecdemand
 y = load_elecdemand()["demand_gw"].iloc[:3000]

@@ -28,6 +28,9 @@ signal.signal(signal.SIGINT, signal.default_int_handler)
 from tsrnn import TSRNNRegressor
 from tsrnn.datasets import load_elecdemand
 y = load_elecdemand()["demand_gw"].iloc[:3000]
+with warnings.catch_warnings():  # compile the kernels first, so that the interrupt
+    warnings.simplefilter("ignore")  # lands in training even with a cold cache
+    TSRNNRegressor(lookback=48, horizon=6, max_epochs=1).fit(y.iloc[:200])
 m = TSRNNRegressor(lookback=48, horizon=6, max_epochs=10000, patience=10**6,
                    random_state=0)
 print("fitting", flush=True)

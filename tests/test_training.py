@@ -62,3 +62,13 @@ def test_the_general_path_runs_where_the_lean_one_does_not_apply(kind, monkeypat
     # a truncated window as long as the whole one is no truncation: lean again
     if kind == "tbptt":
         assert isinstance(_step(net, x, fut, y, tbptt_steps=9)[2][0], tuple)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_the_fast_paths_leave_a_wrong_input_to_the_checks(training):
+    """A window with another feature count than the weights is not fed to a kernel
+    (which would read past the weights): the general path names the mismatch."""
+    net = _net("lstm", "tanh", n_inputs=3)
+    x, fut, _ = _data(features=2)
+    with pytest.raises(ValueError, match="weight_ih_l0"):
+        net.forward(x, fut, training=training, rng=np.random.default_rng(0))

@@ -79,17 +79,25 @@ class RecurrentNet:
         top = h[-self.dirs:]  # (dirs, B, H): final states of the top layer
         return np.concatenate(list(top), axis=1)
 
+    def _single_cpu_layer(self, x) -> bool:
+        """Whether ``x`` can go straight to one compiled kernel, skipping F.forward's
+        checks: one unidirectional CPU layer whose weights match ``x`` in dtype and
+        feature count (anything else takes the general path, which names the error)."""
+        w_ih = self.params["weight_ih_l0"]
+        return (self.num_layers == 1 and not self.bidirectional and self.device == "cpu"
+                and x.ndim == 3 and x.dtype == w_ih.dtype and x.shape[2] == w_ih.shape[1])
+
+    def _shards(self, x) -> list:
+        return parallel.batch_shards(len(x), F.CELLS[self.cell] * self.hidden_size)
+
     def _final_state_fast(self, x):
         """Inference of a single unidirectional CPU layer: only the final state,
-        straight from the compiled kernel (no per-step outputs, no validation: the
-        network made its own weights). None when the fast path does not apply."""
-        if self.num_layers != 1 or self.bidirectional or self.device != "cpu":
+        straight from the compiled kernel (no per-step outputs). None when the fast
+        path does not apply."""
+        if not self._single_cpu_layer(x):
             return None
-        p = self.params
-        w = (p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"], p["bias_hh_l0"])
-        if x.dtype != w[0].dtype or x.shape[2] != w[0].shape[1]:
-            return None
-        shards = parallel.batch_shards(len(x), F.CELLS[self.cell] * self.hidden_size)
+        w = self._layer_weights()
+        shards = self._shards(x)
         if len(shards) == 1:  # the batch-1 latency path: no closure, no copy
             return self._final_state_rows(x, w)
         h = np.empty((x.shape[0], self.hidden_size), dtype=x.dtype)
@@ -117,19 +125,20 @@ class RecurrentNet:
         return feats @ self.params["head.weight"].T + self.params["head.bias"], feats
 
     def _lean_training(self, x, tbptt_steps):
-        """Whether a training step can call the kernels directly: one unidirectional
-        CPU layer over the whole window, in one shard. That is every small forecaster
-        (air_passengers: 200 steps of batch 32), and there F.forward/F.backward's
-        checks, closures and dicts were ~190 of ~660 us per step."""
-        return (self.num_layers == 1 and not self.bidirectional and self.device == "cpu"
+        """Whether a training step can call the kernels directly: a single CPU layer
+        (:meth:`_single_cpu_layer`) over the whole window, in one shard. That is every
+        small forecaster (air_passengers: 200 steps of batch 32), and there
+        F.forward/F.backward's checks, closures and dicts were ~190 of ~660 us per
+        step."""
+        return (self._single_cpu_layer(x)
                 and (tbptt_steps is None or tbptt_steps >= x.shape[1])
-                and x.dtype == self.params["weight_hh_l0"].dtype
-                and len(parallel.batch_shards(len(x), F.CELLS[self.cell] * self.hidden_size))
-                == 1)
+                and len(self._shards(x)) == 1)
 
     def _layer_weights(self):
+        """(w_ih, w_hh, b_ih, b_hh) of the single layer, as the kernels take them
+        (C-contiguous: made so by init_params and kept so by the optimizers)."""
         p = self.params
-        return tuple(np.ascontiguousarray(p[k]) for k in self.rnn_keys)
+        return tuple(p[k] for k in self.rnn_keys)
 
     def _lean_forward(self, x):
         """Training forward of one layer straight from the kernel (what F.forward
@@ -149,11 +158,10 @@ class RecurrentNet:
             _, hs = _cpu.rnn_forward(x_tm, *w, h0, lengths, True,
                                      self.nonlinearity == "relu")
             kcache = (hs,)
-        return hs[-1], ("lean", x_tm, lengths, kcache)
+        return hs[-1], ("lean", x_tm, lengths, w, kcache)
 
     def _lean_backward(self, lean, dh):
-        _, x_tm, lengths, kcache = lean
-        w_ih, w_hh = self._layer_weights()[:2]
+        _, x_tm, lengths, (w_ih, w_hh, _, _), kcache = lean
         dout = np.zeros((x_tm.shape[0], x_tm.shape[1], self.hidden_size), dtype=dh.dtype)
         if self.cell == "lstm":
             res = _cpu.lstm_backward(x_tm, w_ih, w_hh, lengths, *kcache, dout, dh,

@@ -278,13 +278,17 @@ def test_one_row_matches_reference(cell, nonlin, H, rng):
     np.testing.assert_allclose(h, st[0][0] if cell == "lstm" else st[0], **tol)
 
 
-@pytest.mark.parametrize("B,K", [(3, 4), (8, 4), (9, 4), (40, 2)])  # per step / all at once
-def test_weight_gradient_product_both_ways(B, K, rng):
-    """sum_outer takes one product per step for narrow batches (B <= 2K) and one
-    product over all steps otherwise: both equal the plain sum over steps and rows."""
+# (batch, k, gates): k = 1 (one product), few features (per step), and recurrent
+# weights with a small accumulator and >= 32 rows (per step), fewer rows or a large
+# accumulator (one product over all steps).
+@pytest.mark.parametrize("B,K,G", [(9, 1, 7), (40, 1, 7), (3, 4, 7), (40, 2, 7),
+                                   (32, 16, 64), (31, 16, 64), (32, 130, 128)])
+def test_weight_gradient_product_both_ways(B, K, G, rng):
+    """sum_outer takes one product per step or one over all steps, depending on the
+    shapes: every branch equals the plain sum over steps and rows."""
     from tsrnn.kernels.cpu.linalg import sum_outer
 
-    T, G = 5, 7
+    T = 5
     d = rng.standard_normal((T, B, G))
     a = rng.standard_normal((T + 1, B, K))  # one more step, like the kernels' hs
     want = np.einsum("tbg,tbk->gk", d, a[:T])

@@ -137,15 +137,24 @@ def sum_outer(d, a):
     """``sum_t d[t]^T a[t]``: (gates, k) from (time, batch, gates) and
     (time, batch, k) (padding rows of ``d`` are zero).
 
-    For batches up to twice ``k`` wide, one product per step, while that step's
-    rows are in cache: one BLAS thread, 1.4-1.7x faster than one product over all
-    steps at batch 32 (hidden 16-128), 15% at batch 128 with hidden 64, even at
-    batch 128 with hidden 128. Wider batches (hidden 16 at batch 128: 1.6x slower per
-    step) take the single product over all steps.
+    Either one product per step into a (k, gates) accumulator, or one product over
+    all steps; which is faster depends on the shapes (one BLAS thread, 50 steps,
+    measured in one process):
+
+    * k = 1 (a univariate input): one product, a matrix-vector product.
+    * 2 <= k < 16 (a few input features): per step. One product over all steps,
+      (gates x time*batch) @ (time*batch x k), ran 3-8x slower than per-step once
+      time x batch x gates passed ~400k (OpenBLAS handles the thin output badly).
+    * k >= 16 (the recurrent weights): per step while the step has at least 32 rows
+      and the accumulator is small (up to 16384 elements, hidden 64 for an LSTM):
+      whole backward passes 1.1-1.25x faster at 128 rows and hidden 16-64, 1.05x at
+      32 rows. Otherwise one product: 1.05-1.3x faster at 16 rows, and 1.13-1.2x for
+      a hidden-128 LSTM at 16-32 rows, whose 256 KB accumulator does not stay in
+      cache between steps.
     """
     T, B, G = d.shape
     K = a.shape[2]
-    if B <= 2 * K:
+    if K > 1 and (K < 16 or (B >= 32 and K * G <= 16384)):
         acc = np.zeros((K, G), dtype=d.dtype)
         for s in range(T):
             acc += np.dot(a[s].T, d[s])

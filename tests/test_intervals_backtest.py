@@ -210,3 +210,50 @@ def test_cross_validate_with_time_series_split_on_windows():
     cv = cross_validate(TSRNNRegressor(hidden_size=8, max_epochs=20, random_state=0), X, t,
                         cv=TimeSeriesSplit(3), scoring="neg_mean_absolute_error")
     assert np.all(np.isfinite(cv["test_score"])) and len(cv["test_score"]) == 3
+
+
+@pytest.mark.parametrize("sizes,fraction,targets", [
+    ([109], 0.1, 12), ([50, 200, 7], 0.2, 5), ([30], 0.1, 1), ([14], 0.1, 24)])
+def test_validation_windows_share_no_target_with_training_windows(sizes, fraction, targets):
+    """Window k of a group forecasts rows k .. k + targets - 1 after its lookback:
+    no training window may forecast a row that a validation window forecasts, unless
+    the group is too short to keep any training window otherwise (then the gap
+    shrinks and one training window stays)."""
+    from tsrnn.estimator import _held_out_tail, _split_windows
+
+    train, val = _split_windows(sizes, fraction, targets - 1)
+    np.testing.assert_array_equal(val, np.flatnonzero(_held_out_tail(sizes, fraction)))
+    assert np.intersect1d(train, val).size == 0
+    first = 0
+    for n in sizes:
+        t = train[(train >= first) & (train < first + n)] - first
+        v = val[(val >= first) & (val < first + n)] - first
+        first += n
+        assert t.size >= 1
+        if v.size == 0:
+            assert t.size == n  # nothing held out: every window trains
+            continue
+        assert v.size == int(np.ceil(fraction * n)) and v.max() == n - 1
+        if n - v.size - (targets - 1) >= 1:
+            assert t.max() + targets - 1 < v.min()  # last trained row < first validated
+            assert t.size == n - v.size - (targets - 1)  # and no more left out
+        else:
+            np.testing.assert_array_equal(t, [0])
+
+
+def test_fit_trains_on_no_target_of_its_validation_windows(monkeypatch):
+    import tsrnn.training
+
+    seen = {}
+    real_fit = tsrnn.training.Trainer.fit
+
+    def spy(self, train_idx, val_idx, **kw):
+        seen["train"], seen["val"] = np.asarray(train_idx), np.asarray(val_idx)
+        return real_fit(self, train_idx, val_idx, **kw)
+
+    monkeypatch.setattr(tsrnn.training.Trainer, "fit", spy)
+    TSRNNRegressor(lookback=24, horizon=12, max_epochs=2, random_state=0).fit(
+        load_air_passengers())
+    train, val = seen["train"], seen["val"]
+    assert val.size == 11 and val.max() == 144 - 24 - 12  # the last 11 of 109 windows
+    assert train.max() + 12 - 1 < val.min()

@@ -50,6 +50,25 @@ def _held_out_tail(n_per_group, fraction):
     return held
 
 
+def _split_windows(n_per_group, fraction, gap):
+    """Training and validation window numbers: the held-out tail of each group
+    (:func:`_held_out_tail`) validates, and the ``gap`` windows just before it train
+    on nothing. Consecutive windows overlap: a window's targets are also targets of
+    the next ``targets - 1`` windows, so without the gap most validation targets were
+    training targets (validation loss and conformal scores in-sample). The gap
+    shrinks where a short group would keep no training window."""
+    held = _held_out_tail(n_per_group, fraction)
+    train = ~held
+    end = 0
+    for n in n_per_group:
+        end += n
+        n_val = int(held[end - n : end].sum())
+        if n_val:
+            g = min(gap, n - n_val - 1)
+            train[end - n_val - g : end - n_val] = False
+    return np.flatnonzero(train), np.flatnonzero(held)
+
+
 def _plain(v):
     """numpy scalars to Python ones, so names and ids go into JSON."""
     return v.item() if isinstance(v, np.generic) else v
@@ -135,6 +154,10 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         Hold out the last ``validation_fraction`` of each series' windows, stop after
         ``patience`` epochs without improvement, restore the best weights.
     validation_fraction : float, default=0.1
+        Share of each series' windows, its last ones, held out for early stopping
+        and for the conformal scores of ``predict(level=)``. The ``horizon - 1``
+        windows just before them are not trained on (pandas input): their targets
+        would be validation targets, and the validation loss in-sample.
     patience : int, default=20
     scaler : {"standard", "minmax", "robust"} or None, default="standard"
         Fitted per series and channel.
@@ -274,14 +297,15 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         return max(len(getattr(self, "_quantiles", [])), 1)
 
     def _train(self, get_batch, n_windows_per_group, n_inputs, n_out, n_future,
-               incremental=False):
-        """Split windows (last ``validation_fraction`` of each group for validation),
-        build or reuse the network, and run the trainer."""
+               incremental=False, gap=0):
+        """Split windows (last ``validation_fraction`` of each group for validation,
+        ``gap`` windows before it left out: :func:`_split_windows`), build or reuse
+        the network, and run the trainer."""
         rng = self._rng() if not (incremental and hasattr(self, "_rng_state")) \
             else self._rng_state
-        held = _held_out_tail(n_windows_per_group,
-                              self.validation_fraction if self.early_stopping else 0.0)
-        train_idx, val_idx = np.flatnonzero(~held), np.flatnonzero(held)
+        train_idx, val_idx = _split_windows(
+            n_windows_per_group, self.validation_fraction if self.early_stopping else 0.0,
+            gap)
         reuse = (self.warm_start or incremental) and hasattr(self, "net_")
         resume_best = None
         if self.checkpoint_path is not None and not incremental:
@@ -550,7 +574,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         self.feature_names_in_ = np.asarray(panel.channels, dtype=object)
         self._train(get_batch, per_series, values.shape[1],
                     out_steps * nt * self._n_quantiles, out_steps * len(net_fut_cols),
-                    incremental=incremental)
+                    incremental=incremental, gap=self.horizon - 1)
         # Conformal scores from the held-out (validation) windows, for predict(level=).
         self._conformal_scores = None
         if self.early_stopping:

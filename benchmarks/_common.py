@@ -24,6 +24,22 @@ def median_time(fn, repeat: int = 3, warmup: int = 1) -> float:
     return float(np.median(times))
 
 
+def interleaved_median_times(fns, repeat: int = 3, warmup: int = 1) -> list[float]:
+    """Median seconds of each of ``fns``, timed in turns (a, b, a, b, ...) so that
+    a slow patch of this shared machine falls on every contender alike, rather than
+    on one contender's whole block of repeats."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    times = [[] for _ in fns]
+    for _ in range(repeat):
+        for fn, ts in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+    return [float(np.median(ts)) for ts in times]
+
+
 def machine_line() -> str:
     try:
         cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout

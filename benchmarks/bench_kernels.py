@@ -7,7 +7,8 @@ last hidden state, MSE, Adam, shuffled mini-batches, float32.
     python benchmarks/bench_kernels.py                 # full table (about 10 minutes)
     python benchmarks/bench_kernels.py --cells lstm --hidden 32 --batch 32   # a subset
 
-Writes benchmarks/results/kernels.md. Times are medians of --repeat epochs; compare the
+Writes benchmarks/results/kernels.md (a subset: kernels_subset.md). Times are medians of
+--repeat epochs, tsrnn's and PyTorch's taken in turns; compare the
 ratio column (same run, same machine), not absolute seconds across runs.
 """
 
@@ -24,7 +25,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import machine_line, median_time, write_table  # noqa: E402
+from _common import interleaved_median_times, machine_line, write_table  # noqa: E402
 
 from tsrnn import parallel  # noqa: E402
 from tsrnn.optim import Adam  # noqa: E402
@@ -126,11 +127,17 @@ def main(argv=None):
     ap.add_argument("--cells", default="rnn,lstm,gru")
     ap.add_argument("--hidden", default="16,32,64,128")
     ap.add_argument("--batch", default="32,256")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--no-cold", action="store_true")
-    ap.add_argument("--out", default="kernels.md")
+    ap.add_argument("--out", default=None,
+                    help="table file in benchmarks/results (default: kernels.md for the "
+                         "full grid, kernels_subset.md for a subset)")
     args = ap.parse_args(argv)
+    if args.out is None:  # a subset must not overwrite the full table
+        full = (args.cells, args.hidden, args.batch) == ("rnn,lstm,gru", "16,32,64,128",
+                                                          "32,256")
+        args.out = "kernels.md" if full else "kernels_subset.md"
     try:
         import torch
 
@@ -145,15 +152,12 @@ def main(argv=None):
         for H in map(int, args.hidden.split(",")):
             for B in map(int, args.batch.split(",")):
                 ts = TsrnnModel(cell, H)
-                t_ts = median_time(lambda: ts.train_epoch(X, Y, B, np.random.default_rng(0)),
-                                   repeat=args.repeat)
+                fns = [lambda: ts.train_epoch(X, Y, B, np.random.default_rng(0))]
                 if torch_ok:
                     tm = TorchModel(cell, H)
-                    t_pt = median_time(
-                        lambda: tm.train_epoch(X, Y, B, np.random.default_rng(0)),
-                        repeat=args.repeat)
-                else:
-                    t_pt = float("nan")
+                    fns.append(lambda: tm.train_epoch(X, Y, B, np.random.default_rng(0)))
+                t_ts, t_pt = (interleaved_median_times(fns, repeat=args.repeat)
+                              + [float("nan")])[:2]
                 rows.append([cell, H, B, f"{t_ts:.3f}", f"{t_pt:.3f}",
                              f"{t_pt / t_ts:.2f}x"])
                 print(rows[-1], file=sys.stderr, flush=True)
@@ -182,7 +186,8 @@ def main(argv=None):
              f"(default threads {torch.get_num_threads() if torch_ok else '-'}).  \n"
              "One epoch = N=10000 series, T=50, input 1, one layer + linear head, MSE, "
              "Adam, float32. Seconds are medians of "
-             f"{args.repeat} epochs after one warm-up; ratio = PyTorch / tsrnn "
+             f"{args.repeat} epochs after one warm-up, tsrnn's and PyTorch's epochs "
+             "taken in turns; ratio = PyTorch / tsrnn "
              "(> 1: tsrnn faster)." + cold)
     header = ["cell", "hidden", "batch", "tsrnn s/epoch", "PyTorch s/epoch",
               "PyTorch/tsrnn"]

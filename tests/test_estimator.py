@@ -241,8 +241,10 @@ def test_vectorised_future_indexes_equal_one_date_range_per_series(idx, freq):
             assert g.equals(one) and len(g) == 4
         # all series one under the other, as the long output's ds column
         assert got.stacked.equals(want[0].append(want[1:]))
-        with pytest.raises(IndexError):
-            got[len(series)]
+        assert got[-1].equals(want[-1]) and got[-len(series)].equals(want[0])
+        for bad in (len(series), -len(series) - 1):
+            with pytest.raises(IndexError):
+                got[bad]
 
 
 def test_window_scaling_forecasts_in_window_units_and_survives_save(tmp_path):

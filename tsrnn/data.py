@@ -212,8 +212,10 @@ class StackedIndex(Sequence):
         return len(self.stacked) // self.horizon
 
     def __getitem__(self, i):
-        if not 0 <= i < len(self):
-            raise IndexError(i)
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"series {i} of {n}")
+        i %= n  # a negative i counts from the end, as in a list
         return self.stacked[i * self.horizon : (i + 1) * self.horizon]
 
 

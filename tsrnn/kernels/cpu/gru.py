@@ -14,11 +14,13 @@ from tsrnn._config import JIT_OPTIONS
 from tsrnn.kernels.activations import sigmoid, tanh
 from tsrnn.kernels.cpu.linalg import (
     col_sum,
+    copy_rows,
     fill_rows,
     gate_views,
     input_grad,
     input_projection,
     matmul_acc,
+    min_length,
     sum_outer,
 )
 
@@ -86,9 +88,9 @@ def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, keep):
     hn_all = np.empty((T if keep else 1, B, H), dtype=dt)
     hs = np.empty((T + 1, B, H), dtype=dt)
     out = np.zeros((T, B, H), dtype=dt)
-    hs[0] = h0
+    copy_rows(hs[0], h0)
     ph = np.empty((B, G), dtype=dt)
-    min_len = lengths.min()
+    min_len = min_length(lengths)
     for s in range(T):
         fill_rows(ph, b_hh)
         matmul_acc(hs[s], w_hh_t, ph)
@@ -126,7 +128,7 @@ def gru_backward(x, w_ih, w_hh, lengths, hs, gates, hn_all, dout, dh_n):
     dgh = np.empty((T, B, G), dtype=dt)
     dh = dh_n.copy()
     dh_prev = np.empty((B, H), dtype=dt)
-    min_len = lengths.min()
+    min_len = min_length(lengths)
     for s in range(T - 1, -1, -1):
         gs, hn, di, dhh, h_prev, dout_s = gates[s], hn_all[s], dgi[s], dgh[s], hs[s], dout[s]
         if s < min_len:

@@ -73,6 +73,30 @@ def fill_rows(a, v):
 
 
 @njit(inline="always", **JIT_OPTIONS)
+def copy_rows(dst, src):
+    """``dst[...] = src`` for 2-D arrays of one shape, as plain loops. Cold start:
+    numba compiles an array-to-slice assignment with a formatted shape error
+    (f-strings, ``str.join``), 4-5 s of compilation on the first fit with an empty
+    cache, for a check the callers' shapes make redundant."""
+    for r in range(dst.shape[0]):
+        d = dst[r]
+        s = src[r]
+        for j in range(dst.shape[1]):
+            d[j] = s[j]
+
+
+@njit(inline="always", **JIT_OPTIONS)
+def min_length(lengths):
+    """``lengths.min()`` as a loop (numba's ``min`` compiled for 0.7 s on a cold
+    start, for one line)."""
+    m = lengths[0]
+    for b in range(1, lengths.shape[0]):
+        if lengths[b] < m:
+            m = lengths[b]
+    return m
+
+
+@njit(inline="always", **JIT_OPTIONS)
 def vecmat_acc(a, w, out):
     """``out += a @ w`` for one row ``a`` (k,), ``w`` (k, n): eight rows of ``w`` per
     pass over ``out`` (a batch-1 LSTM step, hidden 16-32, measured 10-17% faster than
@@ -225,7 +249,8 @@ def input_grad(dpre, w_ih):
 
 @njit(**JIT_OPTIONS)
 def reverse_padded(a, lengths):
-    """Reverse each sequence of a time-major array within its own length.
+    """Reverse each sequence of a time-major (time, batch, features) array within its
+    own length.
 
     ``out[s, b] = a[lengths[b] - 1 - s, b]`` for ``s < lengths[b]``; padding steps
     (``s >= lengths[b]``) are copied unchanged. The map is its own inverse, so it
@@ -237,5 +262,7 @@ def reverse_padded(a, lengths):
         for b in range(B):
             L = lengths[b]
             t = L - 1 - s if s < L else s
-            out[s, b] = a[t, b]
+            dst, src = out[s, b], a[t, b]
+            for j in range(a.shape[2]):  # not out[s, b] = a[t, b]: see copy_rows
+                dst[j] = src[j]
     return out

@@ -11,10 +11,12 @@ from numba import njit
 from tsrnn._config import JIT_OPTIONS
 from tsrnn.kernels.activations import gate_scale_offset, tanh
 from tsrnn.kernels.cpu.linalg import (
+    copy_rows,
     gate_views,
     input_grad,
     input_projection,
     matmul_acc,
+    min_length,
     vecmat_acc,
     weight_grads,
 )
@@ -99,9 +101,9 @@ def lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, keep):
     hs = np.empty((T + 1, B, H), dtype=dt)
     cs = np.empty((T + 1, B, H), dtype=dt)
     out = np.zeros((T, B, H), dtype=dt)
-    hs[0] = h0
-    cs[0] = c0
-    min_len = lengths.min()
+    copy_rows(hs[0], h0)
+    copy_rows(cs[0], c0)
+    min_len = min_length(lengths)
     for s in range(T):
         gs = gates[s]
         matmul_acc(hs[s], w_hh_t, gs)
@@ -148,7 +150,7 @@ def lstm_backward(x, w_ih, w_hh, lengths, hs, cs, gates, tanh_c, dout, dh_n, dc_
     dh = dh_n.copy()
     dc = dc_n.copy()
     dh_prev = np.empty((B, H), dtype=dt)
-    min_len = lengths.min()
+    min_len = min_length(lengths)
     for s in range(T - 1, -1, -1):
         gs, dg, c_prev, tc, dout_s = gates[s], dpre[s], cs[s], tanh_c[s], dout[s]
         if s < min_len:

@@ -7,7 +7,14 @@ from numba import njit
 
 from tsrnn._config import JIT_OPTIONS
 from tsrnn.kernels.activations import relu, tanh
-from tsrnn.kernels.cpu.linalg import input_grad, input_projection, matmul_acc, weight_grads
+from tsrnn.kernels.cpu.linalg import (
+    copy_rows,
+    input_grad,
+    input_projection,
+    matmul_acc,
+    min_length,
+    weight_grads,
+)
 
 
 @njit(inline="always", **JIT_OPTIONS)
@@ -56,8 +63,8 @@ def rnn_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, keep, use_relu):
     w_hh_t = np.ascontiguousarray(w_hh.T)
     hs = np.empty((T + 1, B, H), dtype=x.dtype)
     out = np.zeros((T, B, H), dtype=x.dtype)
-    hs[0] = h0
-    min_len = lengths.min()
+    copy_rows(hs[0], h0)
+    min_len = min_length(lengths)
     for s in range(T):
         p = pre[s]
         matmul_acc(hs[s], w_hh_t, p)
@@ -88,7 +95,7 @@ def rnn_backward(x, w_ih, w_hh, lengths, hs, dout, dh_n, use_relu):
     dpre = np.empty((T, B, H), dtype=x.dtype)
     dh = dh_n.copy()
     dh_prev = np.empty((B, H), dtype=x.dtype)
-    min_len = lengths.min()
+    min_len = min_length(lengths)
     for s in range(T - 1, -1, -1):
         dp, h_next, dout_s = dpre[s], hs[s + 1], dout[s]
         if s < min_len:

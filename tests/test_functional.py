@@ -295,3 +295,21 @@ def test_weight_gradient_product_both_ways(B, K, G, rng):
     got = sum_outer(d, a)
     assert got.shape == (G, K) and got.flags.c_contiguous
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_kernel_copy_helpers_check_shapes_and_empty_batches():
+    """copy_rows and min_length replace numba's slice assignment and min() (whose
+    compilation cost seconds of cold start): they keep the shape check and the
+    empty case."""
+    from tsrnn.kernels.cpu.linalg import copy_rows, min_length
+
+    src = np.arange(6.0).reshape(2, 3)
+    dst = np.zeros((2, 3))
+    copy_rows(dst, src)
+    np.testing.assert_array_equal(dst, src)
+    for bad in (np.zeros((3, 3)), np.zeros((2, 2))):
+        with pytest.raises(ValueError, match="shapes differ"):
+            copy_rows(bad, src)
+    assert min_length(np.array([5, 3, 7], np.int64)) == 3
+    assert min_length(np.array([4], np.int64)) == 4
+    assert min_length(np.zeros(0, np.int64)) == 0

@@ -77,7 +77,9 @@ def copy_rows(dst, src):
     """``dst[...] = src`` for 2-D arrays of one shape, as plain loops. Cold start:
     numba compiles an array-to-slice assignment with a formatted shape error
     (f-strings, ``str.join``), 4-5 s of compilation on the first fit with an empty
-    cache, for a check the callers' shapes make redundant."""
+    cache; a constant message costs nothing to compile."""
+    if dst.shape[0] != src.shape[0] or dst.shape[1] != src.shape[1]:
+        raise ValueError("copy_rows: the arrays' shapes differ")
     for r in range(dst.shape[0]):
         d = dst[r]
         s = src[r]
@@ -89,6 +91,8 @@ def copy_rows(dst, src):
 def min_length(lengths):
     """``lengths.min()`` as a loop (numba's ``min`` compiled for 0.7 s on a cold
     start, for one line)."""
+    if lengths.shape[0] == 0:  # an empty batch has nothing to run
+        return 0
     m = lengths[0]
     for b in range(1, lengths.shape[0]):
         if lengths[b] < m:

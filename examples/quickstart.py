@@ -25,6 +25,9 @@ def main(argv=None):
     y = load_air_passengers()
     train, test = y[:-12], y[-12:]
     model = TSRNNRegressor(lookback=24, horizon=12, max_epochs=args.epochs, random_state=0)
+    # tsrnn itself prints nothing; a first-time user should know why run 1 is slow.
+    print("Fitting an LSTM on 1949-1959 (the very first run also compiles tsrnn's "
+          "kernels, 10-20 s, cached on disk for later runs)...", flush=True)
     t0 = time.perf_counter()
     model.fit(train)
     fit_s = time.perf_counter() - t0

@@ -313,3 +313,30 @@ def test_kernel_copy_helpers_check_shapes_and_empty_batches():
     assert min_length(np.array([5, 3, 7], np.int64)) == 3
     assert min_length(np.array([4], np.int64)) == 4
     assert min_length(np.zeros(0, np.int64)) == 0
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_backward_leaves_the_cache_for_another_pass_and_the_training_pass_uses_it_up(
+        cell, rng):
+    """F.backward may run twice on one cache (a Jacobian, row by row) with the same
+    result; the training loop's consuming pass (the LSTM kernel writes its gradients
+    over the cached gates) gives the same gradients and refuses a second run."""
+    from tsrnn import functional as F
+
+    x = rng.standard_normal((5, 7, 3)).astype(np.float32)
+    p = F.init_params(cell, 3, 8, num_layers=2, seed=0)
+    _, _, cache = F.forward(cell, x, p, num_layers=2, training=True)
+    dout = rng.standard_normal((5, 7, 8)).astype(np.float32)
+    first = F.backward(cache, dout)
+    second = F.backward(cache, dout)
+    used_up = F._backward(cache, dout, None, consume=True)
+    for a, b, c in zip((first[0], first[1]), (second[0], second[1]),
+                       (used_up[0], used_up[1])):
+        for k in (a if isinstance(a, dict) else [None]):
+            u, v, w = (a[k], b[k], c[k]) if k is not None else (a, b, c)
+            np.testing.assert_array_equal(u, v)
+            np.testing.assert_array_equal(u, w)
+    with pytest.raises(ValueError, match="used up"):
+        F._backward(cache, dout, None, consume=True)
+    with pytest.raises(ValueError, match="used up"):
+        F.backward(cache, dout)

@@ -424,10 +424,11 @@ def forward(
 
 
 def _backward_stack(K, cell, p, layers, lengths, d_layer_out, dstates, num_layers, dirs,
-                    H, use_relu, dh0, dc0):
+                    H, use_relu, dh0, dc0, consume):
     """BPTT through every layer and direction of one :func:`_forward_stack` run;
     writes the initial-state gradients into ``dh0`` / ``dc0`` and returns ``dx``
-    (time-major) and the parameter gradients."""
+    (time-major) and the parameter gradients. The CPU LSTM kernel overwrites the
+    cached gates: it gets a copy unless ``consume``."""
     grads: dict[str, np.ndarray] = {}
     for layer in range(num_layers - 1, -1, -1):
         dir_caches, mask = layers[layer]
@@ -444,6 +445,8 @@ def _backward_stack(K, cell, p, layers, lengths, d_layer_out, dstates, num_layer
             w_ih, w_hh = p["weight_ih" + sfx], p["weight_hh" + sfx]
             if cell == "lstm":
                 hs, cs, gates, tanh_c = kcache
+                if not consume and K is _cpu:
+                    gates = gates.copy()
                 dx, dw_ih, dw_hh, db_ih, db_hh, dh, dc = K.lstm_backward(
                     x_d, w_ih, w_hh, lengths, hs, cs, gates, tanh_c, dout_d,
                     dstates[0][idx], dstates[1][idx],
@@ -474,6 +477,8 @@ def _backward_stack(K, cell, p, layers, lengths, d_layer_out, dstates, num_layer
 # ------------------------------------------------------------------------- backward
 def backward(cache: dict[str, Any], dout: np.ndarray, dstate=None):
     """Backpropagation through time for a :func:`forward` run with ``training=True``.
+    The cache is left as it was: ``backward`` may run again on it (with another
+    ``dout``, e.g. for a Jacobian).
 
     Parameters
     ----------
@@ -494,11 +499,21 @@ def backward(cache: dict[str, Any], dout: np.ndarray, dstate=None):
         Gradient with respect to the initial state (what truncated BPTT carries
         back across chunks).
     """
+    return _backward(cache, dout, dstate, consume=False)
+
+
+def _backward(cache, dout, dstate, consume):
+    """:func:`backward`; with ``consume`` the cache is used up (the CPU LSTM kernel
+    writes its gradients over the cached gates, no copy) and a second call on it is
+    refused. The training loop runs each cache's backward once, so it consumes."""
     if not isinstance(cache, dict) or "shards" not in cache:
         raise ValueError(
             "cache must be the cache returned by forward(..., training=True); "
             "forward(training=False) keeps none."
         )
+    if cache.get("consumed"):
+        raise ValueError("this cache was used up by an earlier backward pass; run "
+                         "forward(..., training=True) again.")
     cell, p, lengths = cache["cell"], cache["params"], cache["lengths"]
     num_layers, dirs, H = cache["num_layers"], cache["dirs"], cache["hidden"]
     B, T, F = cache["shape"]
@@ -521,11 +536,13 @@ def backward(cache: dict[str, Any], dout: np.ndarray, dstate=None):
             K, cell, p, layers, lengths[rows],
             np.ascontiguousarray(dout[rows].transpose(1, 0, 2)),
             [s[:, rows] for s in dstates], num_layers, dirs, H, cache["use_relu"],
-            dh0[:, rows], None if dc0 is None else dc0[:, rows],
+            dh0[:, rows], None if dc0 is None else dc0[:, rows], consume,
         )
         dx[rows] = dx_tm.transpose(1, 0, 2)
         return grads
 
+    if consume:
+        cache["consumed"] = True
     shard_grads = parallel.map_shards(run_rows, cache["shards"])
     # Weight gradients sum over the rows: add the shards' (params' PyTorch order).
     grads = {k: shard_grads[0][k] for k in p}

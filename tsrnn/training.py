@@ -219,7 +219,7 @@ class RecurrentNet:
         dstate = (dh, np.zeros_like(dh)) if self.cell == "lstm" else dh
         B, T = cache["shape"][:2]
         dout_seq = np.zeros((B, T, D * H), dtype=dh.dtype)
-        grads, _, _ = F.backward(cache, dout_seq, dstate)
+        grads, _, _ = F._backward(cache, dout_seq, dstate, consume=True)  # used once
         grads.update(grads_head)
         return grads
 

@@ -340,3 +340,29 @@ def test_backward_leaves_the_cache_for_another_pass_and_the_training_pass_uses_i
         F._backward(cache, dout, None, consume=True)
     with pytest.raises(ValueError, match="used up"):
         F.backward(cache, dout)
+
+
+# 16 rows: the transposed products; 80 rows (shards of 40 or one of 80): the plain ones
+@pytest.mark.parametrize("batch", [16, 80])
+def test_lstm_at_hidden_128_matches_the_reference_both_product_forms(batch, rng):
+    """Up to 32 rows at hidden >= 128 the LSTM kernels take each step's product in
+    transposed operand order (OpenBLAS runs it faster); both forms must give the
+    reference's outputs, states and gradients, and the inference kernel the same
+    final state."""
+    from tsrnn.kernels import cpu
+
+    params = F.init_params("lstm", 2, 128, dtype=np.float64, seed=1)
+    x = rng.standard_normal((batch, 6, 2))
+    out, st, cache = F.forward("lstm", x, params, training=True)
+    dout = rng.standard_normal(out.shape)
+    grads, dx, _ = F.backward(cache, dout)
+    r_out, r_st, r_grads, r_dx, _ = forward_backward("lstm", x, params, dout=dout)
+    tol = dict(rtol=1e-10, atol=1e-11)
+    np.testing.assert_allclose(out, r_out, **tol)
+    np.testing.assert_allclose(dx, r_dx, **tol)
+    for k in grads:
+        np.testing.assert_allclose(grads[k], r_grads[k], **tol, err_msg=k)
+    w = [params[k] for k in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")]
+    h0 = np.zeros((batch, 128))
+    h = cpu.lstm_final_state(np.ascontiguousarray(x.transpose(1, 0, 2)), *w, h0, h0)[0]
+    np.testing.assert_allclose(h, st[0][0], **tol)

@@ -16,9 +16,11 @@ from tsrnn.kernels.cpu.linalg import (
     input_grad,
     input_projection,
     matmul_acc,
+    matmul_acc_t,
     min_length,
     vecmat_acc,
     weight_grads,
+    wide_product_transposed,
 )
 
 
@@ -106,9 +108,13 @@ def lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, keep):
     copy_rows(hs[0], h0)
     copy_rows(cs[0], c0)
     min_len = min_length(lengths)
+    transposed = wide_product_transposed(B, H)
     for s in range(T):
         gs = gates[s]
-        matmul_acc(hs[s], w_hh_t, gs)
+        if transposed:
+            matmul_acc_t(hs[s], w_hh, gs)
+        else:
+            matmul_acc(hs[s], w_hh_t, gs)
         h_prev, h_next, c_prev, c_next = hs[s], hs[s + 1], cs[s], cs[s + 1]
         tc = tanh_c[s if keep else 0]
         out_s = out[s]
@@ -159,6 +165,8 @@ def lstm_backward(x, w_ih, w_hh, lengths, hs, cs, gates, tanh_c, dout, dh_n, dc_
     dc = dc_n.copy()
     dh_prev = np.empty((B, H), dtype=dt)
     min_len = min_length(lengths)
+    transposed = wide_product_transposed(B, H)
+    w_hh_t = np.ascontiguousarray(w_hh.T) if transposed else w_hh
     for s in range(T - 1, -1, -1):
         dg, c_prev, tc, dout_s = dpre[s], cs[s], tanh_c[s], dout[s]
         if s < min_len:
@@ -178,7 +186,10 @@ def lstm_backward(x, w_ih, w_hh, lengths, hs, cs, gates, tanh_c, dout, dh_n, dc_
                         dg_b[j] = 0
                     for j in range(H):
                         dp_b[j] = dh_b[j]
-        matmul_acc(dg, w_hh, dh_prev)
+        if transposed:
+            matmul_acc_t(dg, w_hh_t, dh_prev)
+        else:
+            matmul_acc(dg, w_hh, dh_prev)
         dh, dh_prev = dh_prev, dh
     dw_ih, dw_hh, db = weight_grads(dpre, x, hs)
     return input_grad(dpre, w_ih), dw_ih, dw_hh, db, db.copy(), dh, dc
@@ -199,10 +210,13 @@ def lstm_final_state(x, w_ih, w_hh, b_ih, b_hh, h0, c0):
     w_hh_t = np.ascontiguousarray(w_hh.T)
     h = h0.copy()
     c = c0.copy()
+    transposed = B > 1 and wide_product_transposed(B, H)
     for s in range(T):
         g = xp[s]
         if B == 1:  # the batch-1 latency path: the row product inlined
             vecmat_acc(h[0], w_hh_t, g[0])
+        elif transposed:
+            matmul_acc_t(h, w_hh, g)
         else:
             matmul_acc(h, w_hh_t, g)
         for b in range(B):

@@ -423,12 +423,31 @@ def forward(
     return out, final, cache
 
 
+def _backward_direction(K, cell, x_d, w_ih, w_hh, lengths, kcache, dout_d, dh, dc,
+                        use_relu, consume):
+    """BPTT through one direction of one layer, the reverse of :func:`_run_direction`
+    (``kcache`` is its kernel cache): ``(dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0)``,
+    ``dc0`` None but for LSTM. The CPU LSTM kernel overwrites the cached gates: it
+    gets a copy unless ``consume``."""
+    if cell == "lstm":
+        hs, cs, gates, tanh_c = kcache
+        if not consume and K is _cpu:
+            gates = gates.copy()
+        return K.lstm_backward(x_d, w_ih, w_hh, lengths, hs, cs, gates, tanh_c, dout_d,
+                               dh, dc)
+    if cell == "gru":
+        hs, gates, hn = kcache
+        return (*K.gru_backward(x_d, w_ih, w_hh, lengths, hs, gates, hn, dout_d, dh), None)
+    (hs,) = kcache
+    return (*K.rnn_backward(x_d, w_ih, w_hh, lengths, hs, dout_d, dh, use_relu), None)
+
+
 def _backward_stack(K, cell, p, layers, lengths, d_layer_out, dstates, num_layers, dirs,
                     H, use_relu, dh0, dc0, consume):
     """BPTT through every layer and direction of one :func:`_forward_stack` run;
     writes the initial-state gradients into ``dh0`` / ``dc0`` and returns ``dx``
-    (time-major) and the parameter gradients. The CPU LSTM kernel overwrites the
-    cached gates: it gets a copy unless ``consume``."""
+    (time-major) and the parameter gradients (``consume``: see
+    :func:`_backward_direction`)."""
     grads: dict[str, np.ndarray] = {}
     for layer in range(num_layers - 1, -1, -1):
         dir_caches, mask = layers[layer]
@@ -443,25 +462,12 @@ def _backward_stack(K, cell, p, layers, lengths, d_layer_out, dstates, num_layer
             if d:
                 dout_d = _cpu.reverse_padded(dout_d, lengths)
             w_ih, w_hh = p["weight_ih" + sfx], p["weight_hh" + sfx]
-            if cell == "lstm":
-                hs, cs, gates, tanh_c = kcache
-                if not consume and K is _cpu:
-                    gates = gates.copy()
-                dx, dw_ih, dw_hh, db_ih, db_hh, dh, dc = K.lstm_backward(
-                    x_d, w_ih, w_hh, lengths, hs, cs, gates, tanh_c, dout_d,
-                    dstates[0][idx], dstates[1][idx],
-                )
+            dx, dw_ih, dw_hh, db_ih, db_hh, dh, dc = _backward_direction(
+                K, cell, x_d, w_ih, w_hh, lengths, kcache, dout_d, dstates[0][idx],
+                dstates[1][idx] if cell == "lstm" else None, use_relu, consume,
+            )
+            if dc is not None:
                 dc0[idx] = dc
-            elif cell == "gru":
-                hs, gates, hn = kcache
-                dx, dw_ih, dw_hh, db_ih, db_hh, dh = K.gru_backward(
-                    x_d, w_ih, w_hh, lengths, hs, gates, hn, dout_d, dstates[0][idx]
-                )
-            else:
-                (hs,) = kcache
-                dx, dw_ih, dw_hh, db_ih, db_hh, dh = K.rnn_backward(
-                    x_d, w_ih, w_hh, lengths, hs, dout_d, dstates[0][idx], use_relu
-                )
             dh0[idx] = dh
             grads["weight_ih" + sfx] = dw_ih
             grads["weight_hh" + sfx] = dw_hh

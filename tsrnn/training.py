@@ -141,36 +141,27 @@ class RecurrentNet:
         return tuple(p[k] for k in self.rnn_keys)
 
     def _lean_forward(self, x):
-        """Training forward of one layer straight from the kernel (what F.forward
-        runs for this case, without its checks); returns the final h and a cache."""
+        """Training forward of one layer straight from the kernel (F.forward's own
+        per-direction step, :func:`F._run_direction`, without its checks and
+        sharding); returns the final h and a cache."""
         B, T, _ = x.shape
         x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))
-        w = self._layer_weights()
         h0 = np.zeros((B, self.hidden_size), dtype=x.dtype)
         lengths = np.full(B, T, dtype=np.int64)
-        if self.cell == "lstm":
-            _, hs, cs, gates, tanh_c = _cpu.lstm_forward(x_tm, *w, h0, h0, lengths, True)
-            kcache = (hs, cs, gates, tanh_c)
-        elif self.cell == "gru":
-            _, hs, gates, hn = _cpu.gru_forward(x_tm, *w, h0, lengths, True)
-            kcache = (hs, gates, hn)
-        else:
-            _, hs = _cpu.rnn_forward(x_tm, *w, h0, lengths, True,
-                                     self.nonlinearity == "relu")
-            kcache = (hs,)
-        return hs[-1], ("lean", x_tm, lengths, w, kcache)
+        _, h, _, kcache = F._run_direction(_cpu, self.cell, x_tm, self.params, "_l0", h0,
+                                           h0, lengths, True, self.nonlinearity == "relu")
+        return h, ("lean", x_tm, lengths, kcache)
 
     def _lean_backward(self, lean, dh):
-        _, x_tm, lengths, (w_ih, w_hh, _, _), kcache = lean
+        """BPTT of :meth:`_lean_forward` (:func:`F._backward_direction`); the cache is
+        used once, so the LSTM kernel may overwrite its gates."""
+        _, x_tm, lengths, kcache = lean
+        p = self.params
         dout = np.zeros((x_tm.shape[0], x_tm.shape[1], self.hidden_size), dtype=dh.dtype)
-        if self.cell == "lstm":
-            res = _cpu.lstm_backward(x_tm, w_ih, w_hh, lengths, *kcache, dout, dh,
-                                     np.zeros_like(dh))
-        elif self.cell == "gru":
-            res = _cpu.gru_backward(x_tm, w_ih, w_hh, lengths, *kcache, dout, dh)
-        else:
-            res = _cpu.rnn_backward(x_tm, w_ih, w_hh, lengths, *kcache, dout, dh,
-                                    self.nonlinearity == "relu")
+        res = F._backward_direction(
+            _cpu, self.cell, x_tm, p["weight_ih_l0"], p["weight_hh_l0"], lengths, kcache,
+            dout, dh, np.zeros_like(dh) if self.cell == "lstm" else None,
+            self.nonlinearity == "relu", consume=True)
         return dict(zip(self.rnn_keys, res[1:5], strict=True))
 
     def forward(self, x, fut, training=False, rng=None, tbptt_steps=None):

@@ -14,14 +14,7 @@ RESULTS = os.path.join(os.path.dirname(__file__), "results")
 
 
 def median_time(fn, repeat: int = 3, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    return interleaved_median_times([fn], repeat, warmup)[0]
 
 
 def interleaved_median_times(fns, repeat: int = 3, warmup: int = 1) -> list[float]:

@@ -342,14 +342,20 @@ def test_backward_leaves_the_cache_for_another_pass_and_the_training_pass_uses_i
         F.backward(cache, dout)
 
 
-# 16 rows: the transposed products; 80 rows (shards of 40 or one of 80): the plain ones
+# One thread, so one shard: 16 rows take the transposed products, 80 the plain ones
 @pytest.mark.parametrize("batch", [16, 80])
-def test_lstm_at_hidden_128_matches_the_reference_both_product_forms(batch, rng):
-    """Up to 32 rows at hidden >= 128 the LSTM kernels take each step's product in
+def test_lstm_at_hidden_128_matches_the_reference_both_product_forms(batch, rng,
+                                                                     monkeypatch):
+    """For 16-48 rows at hidden >= 128 the LSTM kernels take each step's product in
     transposed operand order (OpenBLAS runs it faster); both forms must give the
     reference's outputs, states and gradients, and the inference kernel the same
     final state."""
+    from tsrnn import parallel
     from tsrnn.kernels import cpu
+    from tsrnn.kernels.cpu.linalg import wide_product_transposed
+
+    monkeypatch.setattr(parallel, "_num_threads", 1)  # else 80 rows may be cut to 16-48
+    assert wide_product_transposed(batch, 128) == (batch == 16)
 
     params = F.init_params("lstm", 2, 128, dtype=np.float64, seed=1)
     x = rng.standard_normal((batch, 6, 2))

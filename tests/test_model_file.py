@@ -152,12 +152,12 @@ def test_edited_weights_or_metadata_are_refused(fitted_series, tmp_path):
     path = fitted_series.save(tmp_path / "m.tsrnn")
 
     def flip(members):
-        name = "arrays/net/head.bias.npy"
+        name = "arrays/net/decoder.out.bias.npy"
         b = bytearray(members[name])
         b[-1] ^= 0xFF
         members[name] = bytes(b)
 
-    with pytest.raises(MF.ModelFileError, match="head.bias.*checksum"):
+    with pytest.raises(MF.ModelFileError, match="decoder.out.bias.*checksum"):
         TSRNNRegressor.load(_rewrite(path, tmp_path / "a.tsrnn", edit_member=flip))
 
     def more_epochs(meta):
@@ -230,12 +230,32 @@ def test_save_before_fit_and_into_missing_folder(tmp_path, fitted_series):
         fitted_series.save(tmp_path / "no" / "m.tsrnn")
 
 
+def test_the_exported_decoder_is_the_documented_torch_modules(fitted_series):
+    """to_torch_state_dict's docstring describes the "mlp" head as nn.Linear layers:
+    built that way in torch, they give the estimator's own head outputs."""
+    torch = pytest.importorskip("torch")
+    sd = {k: torch.from_numpy(v) for k, v in fitted_series.to_torch_state_dict().items()}
+    net = fitted_series.net_
+    steps = fitted_series.horizon
+    layers = {}
+    for name in ("context", "hidden", "out"):
+        w = sd[f"decoder.{name}.weight"]
+        layers[name] = torch.nn.Linear(w.shape[1], w.shape[0])
+        layers[name].load_state_dict({"weight": w, "bias": sd[f"decoder.{name}.bias"]})
+    h = np.random.default_rng(1).normal(size=(4, 8)).astype(np.float32)
+    with torch.no_grad():
+        ctx = layers["context"](torch.from_numpy(h)).reshape(4, steps, 16)
+        out = layers["out"](torch.relu(layers["hidden"](ctx))).reshape(4, -1)
+    np.testing.assert_allclose(net._head(h, None)[0], out.numpy(), rtol=1e-5, atol=1e-6)
+
+
 def test_torch_state_dict_export_and_import(fitted_series):
     torch = pytest.importorskip("torch")
     sd = fitted_series.to_torch_state_dict()
     lstm = torch.nn.LSTM(1, 8, batch_first=True)
-    lstm.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()
-                          if not k.startswith("head.")})
+    head = {k: v for k, v in sd.items() if k.startswith(("head.", "decoder."))}
+    assert sorted(head) == sorted(fitted_series.net_.DECODER_KEYS)  # head="mlp"
+    lstm.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items() if k not in head})
     x = np.random.default_rng(0).normal(size=(3, 12, 1)).astype(np.float32)
     _, (h, _) = lstm(torch.from_numpy(x))
     from tsrnn import functional as F
@@ -249,8 +269,7 @@ def test_torch_state_dict_export_and_import(fitted_series):
     import copy
 
     est = copy.deepcopy(fitted_series)  # keep the shared fixture untouched
-    est.load_torch_state_dict({**lstm.state_dict(), "head.weight": sd["head.weight"],
-                               "head.bias": sd["head.bias"]})
+    est.load_torch_state_dict({**lstm.state_dict(), **head})
     np.testing.assert_allclose(est.net_.params["weight_hh_l0"], 0.5 * sd["weight_hh_l0"],
                                rtol=1e-6)
     with pytest.raises(ValueError, match="weight_ih_l0.*shape"):

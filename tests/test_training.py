@@ -72,3 +72,53 @@ def test_the_fast_paths_leave_a_wrong_input_to_the_checks(training):
     x, fut, _ = _data(features=2)
     with pytest.raises(ValueError, match="weight_ih_l0"):
         net.forward(x, fut, training=training, rng=np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("head,cell", [("linear", "lstm"), ("mlp", "lstm"), ("mlp", "gru"),
+                                       ("mlp", "rnn")])
+def test_gradients_of_the_whole_net_equal_finite_differences(head, cell):
+    """Every weight's gradient, the head's included, against central differences
+    of the loss in float64 (the "mlp" decoder: 2 steps of 2 outputs, 1 future input
+    each; its ReLU is away from its kink at these points)."""
+    net = RecurrentNet(cell, 3, 5, 1, False, 0.0, n_out=4, n_future=2,
+                       rng=np.random.default_rng(0), head=head, n_steps=2)
+    net.params = {k: v.astype(np.float64) for k, v in net.params.items()}
+    x, fut, y = _data(dtype=np.float64)
+
+    def loss():
+        pred, _ = net.forward(x, fut, training=True, rng=np.random.default_rng(1))
+        return loss_and_grad("mse", pred, y)[0]
+
+    _, grads, _ = _step(net, x, fut, y)
+    assert grads.keys() == net.params.keys()
+    pick = np.random.default_rng(3)
+    for k, w in net.params.items():
+        for i in pick.choice(w.size, size=min(w.size, 6), replace=False):
+            old = w.flat[i]
+            w.flat[i] = old + 1e-6
+            up = loss()
+            w.flat[i] = old - 1e-6
+            down = loss()
+            w.flat[i] = old
+            np.testing.assert_allclose(grads[k].flat[i], (up - down) / 2e-6,
+                                       rtol=1e-5, atol=1e-8, err_msg=k)
+
+
+def test_the_mlp_decoder_shares_its_weights_over_the_steps():
+    """Each forecast step's outputs depend on that step's future inputs only, through
+    the same weights: equal context and inputs give equal outputs at every step."""
+    net = RecurrentNet("gru", 3, 5, 1, False, 0.0, n_out=6, n_future=6,
+                       rng=np.random.default_rng(0), head="mlp", n_steps=3)
+    assert net.params["decoder.hidden.weight"].shape == (net.DECODER_SIZE,
+                                                         net.CONTEXT_SIZE + 2)
+    net.params["decoder.context.bias"][:] = 0.5
+    net.params["decoder.context.weight"][:] = 0.0  # the same context at every step
+    x = np.zeros((1, 4, 3), np.float32)
+    fut = np.tile(np.array([[0.3, -1.0]], np.float32), (1, 3))
+    out = net.forward(x, fut, training=False)[0].reshape(3, 2)
+    np.testing.assert_array_equal(out[0], out[1])
+    np.testing.assert_array_equal(out[0], out[2])
+    fut[0, 2:4] = [2.0, 1.0]  # change the second step's future inputs only
+    out2 = net.forward(x, fut, training=False)[0].reshape(3, 2)
+    np.testing.assert_array_equal(out2[[0, 2]], out[[0, 2]])
+    assert np.any(out2[1] != out[1])

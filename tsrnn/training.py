@@ -1,4 +1,4 @@
-"""The network (recurrent stack + linear head) and the epoch loop around the kernels.
+"""The network (recurrent stack + head) and the epoch loop around the kernels.
 
 Readable Python over compiled kernels: shuffled batches gathered by index, a loss and
 its gradient, global-norm clipping, an optimizer step, early stopping that restores
@@ -19,14 +19,26 @@ from tsrnn.optim import make_optimizer
 
 
 class RecurrentNet:
-    """Recurrent layers, then a linear head on the top layer's final state(s)
-    (and the known future inputs, flattened), emitting ``n_out`` values."""
+    """Recurrent layers, then a head on the top layer's final state(s) and the known
+    future inputs, emitting ``n_out`` values: linear on the state and the flattened
+    future inputs ("linear"), or a small MLP decoder shared by the forecast steps
+    ("mlp", :meth:`_decoder`)."""
+
+    # Decoder sizes ("mlp" head): a context vector per forecast step, cut from the
+    # final state, and one hidden ReLU layer (neuralforecast's LSTM decoder, smaller).
+    CONTEXT_SIZE = 16
+    DECODER_SIZE = 64
+    DECODER_KEYS = ("decoder.context.weight", "decoder.context.bias",
+                    "decoder.hidden.weight", "decoder.hidden.bias",
+                    "decoder.out.weight", "decoder.out.bias")
 
     def __init__(self, cell, n_inputs, hidden_size, num_layers, bidirectional, dropout,
                  n_out, n_future, rng, dtype=np.float32, nonlinearity="tanh",
-                 params=None, device="cpu"):
+                 params=None, device="cpu", head="linear", n_steps=1):
         """New weights from ``rng``, or the given ``params`` (a saved network; the
-        sizes are then read from their shapes and the size arguments are unused)."""
+        sizes and the head are then read from them and the size arguments are
+        unused). ``n_steps`` is the number of forecast steps the ``n_out`` outputs
+        and ``n_future`` future inputs are made of (the "mlp" head decodes each)."""
         self.cell = cell
         self.num_layers = num_layers
         self.bidirectional = bidirectional
@@ -36,20 +48,49 @@ class RecurrentNet:
         self.device = device  # "cpu" | "cuda", resolved by the caller
         self.rnn_keys = F.param_names(cell, num_layers, bidirectional)
         if params is not None:
-            missing = [k for k in self.rnn_keys + ["head.weight", "head.bias"]
-                       if k not in params]
+            self.head = "mlp" if self.DECODER_KEYS[0] in params else "linear"
+            head_keys = list(self.DECODER_KEYS) if self.head == "mlp" \
+                else ["head.weight", "head.bias"]
+            missing = [k for k in self.rnn_keys + head_keys if k not in params]
             if missing:
                 raise ValueError(f"weights {missing} are missing.")
             self.params = dict(params)
             self.hidden_size = self.params["weight_hh_l0"].shape[1]
+            if self.head == "mlp":
+                n_ctx = self.params["decoder.context.weight"].shape[0]
+                n_in = self.params["decoder.hidden.weight"].shape[1]
+                self.n_steps = n_ctx // self.CONTEXT_SIZE
+                self.context_size = self.CONTEXT_SIZE
+                if n_ctx % self.CONTEXT_SIZE or n_in < self.CONTEXT_SIZE:
+                    raise ValueError("the decoder weights do not fit together: "
+                                     f"decoder.context.weight has {n_ctx} rows, "
+                                     f"decoder.hidden.weight {n_in} columns.")
             return
+        if head not in ("linear", "mlp"):
+            raise ValueError(f"head must be 'linear' or 'mlp'; got {head!r}.")
+        if n_out % n_steps or n_future % n_steps:
+            raise ValueError(f"{n_out} outputs and {n_future} future inputs do not "
+                             f"split into {n_steps} steps.")
+        self.head = head
         self.hidden_size = hidden_size
         self.params = F.init_params(cell, n_inputs, hidden_size, num_layers, bidirectional,
                                     dtype=dtype, seed=rng)
-        n_feat = self.dirs * hidden_size + n_future
-        bound = 1.0 / np.sqrt(n_feat)
-        self.params["head.weight"] = rng.uniform(-bound, bound, (n_out, n_feat)).astype(dtype)
-        self.params["head.bias"] = np.zeros(n_out, dtype=dtype)
+        if head == "linear":
+            n_feat = self.dirs * hidden_size + n_future
+            self._init_linear("head", n_out, n_feat, rng, dtype)
+            return
+        self.n_steps, self.context_size = n_steps, self.CONTEXT_SIZE
+        self._init_linear("decoder.context", n_steps * self.context_size,
+                          self.dirs * hidden_size, rng, dtype)
+        self._init_linear("decoder.hidden", self.DECODER_SIZE,
+                          self.context_size + n_future // n_steps, rng, dtype)
+        self._init_linear("decoder.out", n_out // n_steps, self.DECODER_SIZE, rng, dtype)
+
+    def _init_linear(self, name, n_out, n_in, rng, dtype):
+        """PyTorch's nn.Linear weight initialisation, zero bias."""
+        bound = 1.0 / np.sqrt(max(n_in, 1))
+        self.params[f"{name}.weight"] = rng.uniform(-bound, bound, (n_out, n_in)).astype(dtype)
+        self.params[f"{name}.bias"] = np.zeros(n_out, dtype=dtype)
 
     @classmethod
     def from_params(cls, params: dict, cell, num_layers, bidirectional, dropout,
@@ -118,11 +159,53 @@ class RecurrentNet:
         return _cpu.rnn_final_state(x_tm, *w, h0, self.nonlinearity == "relu")
 
     def _head(self, feats, fut):
-        """The linear head on the final state(s) and the known future inputs; returns
-        the outputs and the features it read (the backward pass needs them)."""
+        """The head on the final state(s) ``feats`` and the known future inputs
+        ``fut`` (flattened); returns the outputs and what :meth:`_head_backward`
+        needs."""
+        if self.head == "mlp":
+            return self._decoder(feats, fut)
         if fut is not None and fut.shape[1]:
             feats = np.concatenate([feats, fut], axis=1)
         return feats @ self.params["head.weight"].T + self.params["head.bias"], feats
+
+    def _decoder(self, feats, fut):
+        """The "mlp" head: a linear map cuts the final state into one context vector
+        per forecast step; each step's context and that step's known future inputs
+        go through one hidden ReLU layer and a linear output, the same weights for
+        every step (so a future input's effect is learned once, not per step, and
+        may be non-linear, e.g. demand against temperature)."""
+        p = self.params
+        n, S, c = len(feats), self.n_steps, self.context_size
+        ctx = (feats @ p["decoder.context.weight"].T
+               + p["decoder.context.bias"]).reshape(n, S, c)
+        if fut is not None and fut.shape[1]:
+            z = np.concatenate([ctx, fut.reshape(n, S, -1)], axis=2)
+        else:
+            z = ctx
+        a = z @ p["decoder.hidden.weight"].T + p["decoder.hidden.bias"]
+        r = np.maximum(a, 0)
+        out = r @ p["decoder.out.weight"].T + p["decoder.out.bias"]
+        return out.reshape(n, -1), (feats, z, r)
+
+    def _head_backward(self, saved, dout):
+        """Gradients of the head's weights and of the final-state features."""
+        p = self.params
+        if self.head == "linear":
+            feats = saved
+            return ({"head.weight": dout.T @ feats, "head.bias": dout.sum(axis=0)},
+                    dout @ p["head.weight"])
+        feats, z, r = saved
+        n, S = len(feats), self.n_steps
+        d3 = dout.reshape(n * S, -1)
+        r2, z2 = r.reshape(n * S, -1), z.reshape(n * S, -1)
+        da = d3 @ p["decoder.out.weight"]
+        da *= r2 > 0
+        dctx = (da @ p["decoder.hidden.weight"][:, : self.context_size]).reshape(n, -1)
+        grads = {"decoder.out.weight": d3.T @ r2, "decoder.out.bias": d3.sum(axis=0),
+                 "decoder.hidden.weight": da.T @ z2, "decoder.hidden.bias": da.sum(axis=0),
+                 "decoder.context.weight": dctx.T @ feats,
+                 "decoder.context.bias": dctx.sum(axis=0)}
+        return grads, dctx @ p["decoder.context.weight"]
 
     def _lean_training(self, x, tbptt_steps):
         """Whether a training step can call the kernels directly: a single CPU layer
@@ -194,9 +277,8 @@ class RecurrentNet:
         return out, (cache, feats, st)
 
     def backward(self, ctx, dout):
-        cache, feats, st = ctx
-        grads_head = {"head.weight": dout.T @ feats, "head.bias": dout.sum(axis=0)}
-        dfeat = dout @ self.params["head.weight"]
+        cache, saved, st = ctx
+        grads_head, dfeat = self._head_backward(saved, dout)
         if isinstance(cache, tuple):  # the lean path (_lean_forward)
             grads = self._lean_backward(cache, np.ascontiguousarray(
                 dfeat[:, : self.hidden_size]))
@@ -284,9 +366,9 @@ class Trainer:
         for lo in range(0, len(order), self.batch_size):
             b = order[lo : lo + self.batch_size]
             x, y, fut = self.get_batch(b)
-            pred, ctx = self.net.forward(x, fut, training=True, rng=self.rng,
-                                         tbptt_steps=self.tbptt_steps)
             with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+                pred, ctx = self.net.forward(x, fut, training=True, rng=self.rng,
+                                             tbptt_steps=self.tbptt_steps)
                 loss, dpred = loss_and_grad(self.loss, pred, y, self.quantiles)
             if not np.isfinite(loss):
                 raise FloatingPointError(

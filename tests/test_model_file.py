@@ -244,7 +244,7 @@ def test_the_exported_decoder_is_the_documented_torch_modules(fitted_series):
         layers[name].load_state_dict({"weight": w, "bias": sd[f"decoder.{name}.bias"]})
     h = np.random.default_rng(1).normal(size=(4, 8)).astype(np.float32)
     with torch.no_grad():
-        ctx = layers["context"](torch.from_numpy(h)).reshape(4, steps, 16)
+        ctx = layers["context"](torch.from_numpy(h)).reshape(4, steps, net.CONTEXT_SIZE)
         out = layers["out"](torch.relu(layers["hidden"](ctx))).reshape(4, -1)
     np.testing.assert_allclose(net._head(h, None)[0], out.numpy(), rtol=1e-5, atol=1e-6)
 
@@ -274,3 +274,22 @@ def test_torch_state_dict_export_and_import(fitted_series):
                                rtol=1e-6)
     with pytest.raises(ValueError, match="weight_ih_l0.*shape"):
         est.load_torch_state_dict({**sd, "weight_ih_l0": np.zeros((3, 3))})
+
+
+def test_a_decoder_of_other_sizes_loads_from_its_file(tmp_path, monkeypatch):
+    """The decoder's context size is saved with the network: a file written with
+    other sizes than the current defaults still forecasts the same."""
+    from tsrnn.training import RecurrentNet
+
+    monkeypatch.setattr(RecurrentNet, "CONTEXT_SIZE", 3)
+    monkeypatch.setattr(RecurrentNet, "DECODER_SIZE", 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m = TSRNNRegressor(lookback=12, horizon=4, hidden_size=6, max_epochs=2,
+                           random_state=0).fit(load_air_passengers())
+    assert m.net_.params["decoder.context.weight"].shape == (4 * 3, 6)
+    path = m.save(tmp_path / "m.tsrnn")
+    monkeypatch.setattr(RecurrentNet, "CONTEXT_SIZE", 8)
+    m2 = TSRNNRegressor.load(path)
+    assert m2.net_.context_size == 3
+    pd.testing.assert_frame_equal(m2.predict(), m.predict())

@@ -137,9 +137,9 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
     head : {"mlp", "linear"}, default="mlp"
         What turns the recurrent layers' final state into the forecast. "mlp": a
         small decoder shared by the forecast steps (neuralforecast's design, smaller):
-        the final state is cut into a context vector per step (16 values), and each
+        the final state is cut into a context vector per step (8 values), and each
         step's context with that step's known future inputs goes through a hidden
-        ReLU layer of 64 units to the step's outputs, so the effect of a future input
+        ReLU layer of 32 units to the step's outputs, so the effect of a future input
         (temperature, a holiday flag, the calendar) is learned once for every step,
         and may be non-linear. "linear": one linear map from the final state and all
         future inputs, flattened, to all outputs. On the bundled series (three seeds)
@@ -1127,7 +1127,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         cfg = state["net"]
         self.net_ = RecurrentNet.from_params(net_params, cfg["cell"], cfg["num_layers"],
                                              cfg["bidirectional"], cfg["dropout"],
-                                             cfg["nonlinearity"])
+                                             cfg["nonlinearity"], cfg.get("context_size"))
         opt = {k[4:]: v for k, v in arrays.items() if k.startswith("opt/")}
         opt["t"] = int(state["optimizer_t"])
         self._opt_state = opt
@@ -1186,9 +1186,9 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         torch module built with the same sizes), plus the head's weights in
         ``nn.Linear`` layout: ``head.weight``/``head.bias`` for ``head="linear"`` (it
         reads the final state, then the known future inputs step by step), or
-        ``decoder.context`` (final state -> steps x 16), ``decoder.hidden`` (one step's
-        16 context values, then its future inputs -> 64, ReLU) and ``decoder.out``
-        (64 -> the step's outputs) for ``head="mlp"``. The network's inputs are the
+        ``decoder.context`` (final state -> steps x 8), ``decoder.hidden`` (one step's
+        8 context values, then its future inputs -> 32, ReLU) and ``decoder.out``
+        (32 -> the step's outputs) for ``head="mlp"``. The network's inputs are the
         data columns in fit order, then a sine and a cosine per calendar cycle
         (``self._calendar``)."""
         check_is_fitted(self, "net_")

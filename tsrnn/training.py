@@ -26,19 +26,20 @@ class RecurrentNet:
 
     # Decoder sizes ("mlp" head): a context vector per forecast step, cut from the
     # final state, and one hidden ReLU layer (neuralforecast's LSTM decoder, smaller).
-    CONTEXT_SIZE = 16
-    DECODER_SIZE = 64
+    CONTEXT_SIZE = 8
+    DECODER_SIZE = 32
     DECODER_KEYS = ("decoder.context.weight", "decoder.context.bias",
                     "decoder.hidden.weight", "decoder.hidden.bias",
                     "decoder.out.weight", "decoder.out.bias")
 
     def __init__(self, cell, n_inputs, hidden_size, num_layers, bidirectional, dropout,
                  n_out, n_future, rng, dtype=np.float32, nonlinearity="tanh",
-                 params=None, device="cpu", head="linear", n_steps=1):
+                 params=None, device="cpu", head="linear", n_steps=1, context_size=None):
         """New weights from ``rng``, or the given ``params`` (a saved network; the
         sizes and the head are then read from them and the size arguments are
         unused). ``n_steps`` is the number of forecast steps the ``n_out`` outputs
-        and ``n_future`` future inputs are made of (the "mlp" head decodes each)."""
+        and ``n_future`` future inputs are made of (the "mlp" head decodes each);
+        ``context_size`` the decoder's context per step (default ``CONTEXT_SIZE``)."""
         self.cell = cell
         self.num_layers = num_layers
         self.bidirectional = bidirectional
@@ -59,9 +60,9 @@ class RecurrentNet:
             if self.head == "mlp":
                 n_ctx = self.params["decoder.context.weight"].shape[0]
                 n_in = self.params["decoder.hidden.weight"].shape[1]
-                self.n_steps = n_ctx // self.CONTEXT_SIZE
-                self.context_size = self.CONTEXT_SIZE
-                if n_ctx % self.CONTEXT_SIZE or n_in < self.CONTEXT_SIZE:
+                c = self.context_size = int(context_size or self.CONTEXT_SIZE)
+                self.n_steps = n_ctx // c
+                if n_ctx % c or n_in < c:
                     raise ValueError("the decoder weights do not fit together: "
                                      f"decoder.context.weight has {n_ctx} rows, "
                                      f"decoder.hidden.weight {n_in} columns.")
@@ -79,7 +80,8 @@ class RecurrentNet:
             n_feat = self.dirs * hidden_size + n_future
             self._init_linear("head", n_out, n_feat, rng, dtype)
             return
-        self.n_steps, self.context_size = n_steps, self.CONTEXT_SIZE
+        self.n_steps = n_steps
+        self.context_size = int(context_size or self.CONTEXT_SIZE)
         self._init_linear("decoder.context", n_steps * self.context_size,
                           self.dirs * hidden_size, rng, dtype)
         self._init_linear("decoder.hidden", self.DECODER_SIZE,
@@ -94,16 +96,19 @@ class RecurrentNet:
 
     @classmethod
     def from_params(cls, params: dict, cell, num_layers, bidirectional, dropout,
-                    nonlinearity="tanh"):
-        """Rebuild a network around saved weights (shapes give the sizes)."""
+                    nonlinearity="tanh", context_size=None):
+        """Rebuild a network around saved weights (shapes give the sizes; the
+        decoder's context per step is not in them: ``config()`` holds it)."""
         return cls(cell, n_inputs=None, hidden_size=None, num_layers=num_layers,
                    bidirectional=bidirectional, dropout=dropout, n_out=None, n_future=None,
-                   rng=None, nonlinearity=nonlinearity, params=params)
+                   rng=None, nonlinearity=nonlinearity, params=params,
+                   context_size=context_size)
 
     def config(self) -> dict:
         return {"cell": self.cell, "num_layers": self.num_layers,
                 "bidirectional": self.bidirectional, "dropout": self.dropout,
-                "nonlinearity": self.nonlinearity}
+                "nonlinearity": self.nonlinearity,
+                **({"context_size": self.context_size} if self.head == "mlp" else {})}
 
     def inference_rows(self, steps: int, budget_bytes: int = 64 << 20) -> int:
         """How many windows of ``steps`` steps one inference forward may take: the
@@ -176,15 +181,14 @@ class RecurrentNet:
         may be non-linear, e.g. demand against temperature)."""
         p = self.params
         n, S, c = len(feats), self.n_steps, self.context_size
-        ctx = (feats @ p["decoder.context.weight"].T
-               + p["decoder.context.bias"]).reshape(n, S, c)
+        ctx = feats @ p["decoder.context.weight"].T
+        ctx += p["decoder.context.bias"]
+        z = ctx.reshape(n * S, c)
         if fut is not None and fut.shape[1]:
-            z = np.concatenate([ctx, fut.reshape(n, S, -1)], axis=2)
-        else:
-            z = ctx
-        a = z @ p["decoder.hidden.weight"].T + p["decoder.hidden.bias"]
-        r = np.maximum(a, 0)
-        out = r @ p["decoder.out.weight"].T + p["decoder.out.bias"]
+            z = np.concatenate([z, fut.reshape(n * S, -1)], axis=1)
+        r = _cpu.add_bias_relu(z @ p["decoder.hidden.weight"].T, p["decoder.hidden.bias"])
+        out = r @ p["decoder.out.weight"].T
+        out += p["decoder.out.bias"]
         return out.reshape(n, -1), (feats, z, r)
 
     def _head_backward(self, saved, dout):
@@ -195,14 +199,13 @@ class RecurrentNet:
             return ({"head.weight": dout.T @ feats, "head.bias": dout.sum(axis=0)},
                     dout @ p["head.weight"])
         feats, z, r = saved
-        n, S = len(feats), self.n_steps
-        d3 = dout.reshape(n * S, -1)
-        r2, z2 = r.reshape(n * S, -1), z.reshape(n * S, -1)
-        da = d3 @ p["decoder.out.weight"]
-        da *= r2 > 0
-        dctx = (da @ p["decoder.hidden.weight"][:, : self.context_size]).reshape(n, -1)
-        grads = {"decoder.out.weight": d3.T @ r2, "decoder.out.bias": d3.sum(axis=0),
-                 "decoder.hidden.weight": da.T @ z2, "decoder.hidden.bias": da.sum(axis=0),
+        n, c = len(feats), self.context_size
+        d3 = dout.reshape(len(z), -1)  # (steps x windows, outputs per step)
+        da = _cpu.relu_backward(np.ascontiguousarray(d3), p["decoder.out.weight"], r)
+        ones = np.ones(len(z), dtype=da.dtype)  # sums as products: 2-3x faster
+        dctx = (da @ p["decoder.hidden.weight"][:, :c]).reshape(n, -1)
+        grads = {"decoder.out.weight": d3.T @ r, "decoder.out.bias": ones @ d3,
+                 "decoder.hidden.weight": da.T @ z, "decoder.hidden.bias": ones @ da,
                  "decoder.context.weight": dctx.T @ feats,
                  "decoder.context.bias": dctx.sum(axis=0)}
         return grads, dctx @ p["decoder.context.weight"]

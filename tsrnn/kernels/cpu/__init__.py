@@ -14,17 +14,19 @@ directions are run by reversing each sequence within its length first
 """
 
 from tsrnn.kernels.cpu.gru import gru_backward, gru_final_state, gru_forward
-from tsrnn.kernels.cpu.linalg import reverse_padded, sum_squares
+from tsrnn.kernels.cpu.linalg import add_bias_relu, relu_backward, reverse_padded, sum_squares
 from tsrnn.kernels.cpu.lstm import lstm_backward, lstm_final_state, lstm_forward
 from tsrnn.kernels.cpu.rnn import rnn_backward, rnn_final_state, rnn_forward
 
 __all__ = [
+    "add_bias_relu",
     "gru_backward",
     "gru_final_state",
     "gru_forward",
     "lstm_backward",
     "lstm_final_state",
     "lstm_forward",
+    "relu_backward",
     "reverse_padded",
     "rnn_backward",
     "rnn_final_state",

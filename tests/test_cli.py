@@ -122,14 +122,16 @@ def test_python_dash_m_entry_point():
     assert r.returncode == 0 and r.stdout.startswith("tsrnn ")
 
 
-def test_fit_passes_loss_and_calendar(elec, capsys):
+def test_fit_passes_loss_calendar_and_head(elec, capsys):
     from tsrnn import TSRNNRegressor
 
     d = elec
-    for flag, cycles in (("none", []), ("day,week", ["day", "week"])):
+    for flag, cycles, head in (("none", [], "linear"), ("day,week", ["day", "week"], "mlp")):
         rc, out, err = run(["fit", d / "elec.csv", "--target", "demand_gw", "--lookback", 12,
                             "--horizon", 2, "--hidden-size", 4, "--max-epochs", 1,
-                            "--loss", "mse", "--calendar", flag, "-o", d / "c.tsrnn"], capsys)
+                            "--loss", "mse", "--calendar", flag, "--head", head,
+                            "-o", d / "c.tsrnn"], capsys)
         assert rc == 0, err
         m = TSRNNRegressor.load(d / "c.tsrnn")
         assert m.loss == "mse" and m._calendar == cycles
+        assert m.head == head and m.net_.head == head

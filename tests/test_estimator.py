@@ -196,6 +196,22 @@ def test_warm_start_continues_from_previous_weights():
     np.testing.assert_array_equal(w, cold.net_.params["weight_hh_l0"])
 
 
+@pytest.mark.parametrize("change", [{"head": "linear"}, {"hidden_size": 5}, {"cell": "gru"}])
+def test_warm_start_refuses_a_network_of_another_shape(change):
+    y = _sine()
+    m = quiet(TSRNNRegressor(lookback=12, horizon=2, warm_start=True, **FAST).fit, y)
+    w = {k: v.copy() for k, v in m.net_.params.items()}
+    m.set_params(**change)
+    (name, value), = change.items()
+    with pytest.raises(ValueError, match=rf"{name}={value!r} \(fitted: "):
+        m.fit(y)
+    with pytest.raises(ValueError, match="shape changed"):
+        m.partial_fit(y)
+    assert all(np.array_equal(w[k], m.net_.params[k]) for k in w)  # nothing lost
+    m.set_params(warm_start=False)
+    assert quiet(m.fit, y).net_.head == m.head  # a fresh fit builds the new network
+
+
 def test_tbptt_with_bidirectional_is_refused_not_ignored():
     with pytest.raises(ValueError, match="tbptt_steps cannot be combined"):
         TSRNNRegressor(bidirectional=True, tbptt_steps=4, **FAST).fit(_sine())

@@ -291,6 +291,20 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
                             self.bidirectional, self.dropout, n_out, n_future, rng,
                             head=self.head, n_steps=n_steps)
 
+    def _check_same_network(self):
+        """warm_start / partial_fit go on training the fitted network: its shape
+        parameters must not have changed since."""
+        net = self.net_
+        now = {"cell": net.cell, "hidden_size": net.hidden_size,
+               "num_layers": net.num_layers, "bidirectional": net.bidirectional,
+               "head": net.head}
+        changed = [f"{k}={getattr(self, k)!r} (fitted: {v!r})" for k, v in now.items()
+                   if getattr(self, k) != v]
+        if changed:
+            raise ValueError(f"warm_start and partial_fit continue the fitted network, "
+                             f"whose shape changed: {', '.join(changed)}. Fit a new "
+                             f"model (warm_start=False) for another network.")
+
     def _check_quantiles(self):
         """The validated quantile levels as a sorted list ([] without quantiles)."""
         if self.quantiles is None:
@@ -326,7 +340,9 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
             resume_best = self._resume_from_checkpoint()
             if resume_best is not None:
                 reuse, rng = True, self._rng_state
-        if not reuse:
+        if reuse:
+            self._check_same_network()
+        else:
             self.net_ = self._make_net(n_inputs, n_out, n_future, n_steps, rng)
             self._history = None
         self.net_.device = resolve_device(self.device)

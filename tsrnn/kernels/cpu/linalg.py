@@ -79,6 +79,17 @@ def matmul_acc_t(a, w_t, out):
 
 
 @njit(inline="always", **JIT_OPTIONS)
+def step_product(a, w, w_t, out, transposed):
+    """``out += a @ w`` for one time step, in the operand order chosen once per call by
+    :func:`wide_product_transposed`: ``w_t`` is ``w``'s C-contiguous transpose (the
+    kernels hold both)."""
+    if transposed:
+        matmul_acc_t(a, w_t, out)
+    else:
+        matmul_acc(a, w, out)
+
+
+@njit(inline="always", **JIT_OPTIONS)
 def gate_views(row, H):
     """The four blocks of width ``H`` of a gate row, as views. Loops index the views
     with ``j`` rather than the row with ``k * H + j``: numba cannot prove

@@ -15,9 +15,8 @@ from tsrnn.kernels.cpu.linalg import (
     gate_views,
     input_grad,
     input_projection,
-    matmul_acc,
-    matmul_acc_t,
     min_length,
+    step_product,
     vecmat_acc,
     weight_grads,
     wide_product_transposed,
@@ -111,10 +110,7 @@ def lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, keep):
     transposed = wide_product_transposed(B, H)
     for s in range(T):
         gs = gates[s]
-        if transposed:
-            matmul_acc_t(hs[s], w_hh, gs)
-        else:
-            matmul_acc(hs[s], w_hh_t, gs)
+        step_product(hs[s], w_hh_t, w_hh, gs, transposed)
         h_prev, h_next, c_prev, c_next = hs[s], hs[s + 1], cs[s], cs[s + 1]
         tc = tanh_c[s if keep else 0]
         out_s = out[s]
@@ -186,10 +182,7 @@ def lstm_backward(x, w_ih, w_hh, lengths, hs, cs, gates, tanh_c, dout, dh_n, dc_
                         dg_b[j] = 0
                     for j in range(H):
                         dp_b[j] = dh_b[j]
-        if transposed:
-            matmul_acc_t(dg, w_hh_t, dh_prev)
-        else:
-            matmul_acc(dg, w_hh, dh_prev)
+        step_product(dg, w_hh, w_hh_t, dh_prev, transposed)
         dh, dh_prev = dh_prev, dh
     dw_ih, dw_hh, db = weight_grads(dpre, x, hs)
     return input_grad(dpre, w_ih), dw_ih, dw_hh, db, db.copy(), dh, dc
@@ -215,10 +208,8 @@ def lstm_final_state(x, w_ih, w_hh, b_ih, b_hh, h0, c0):
         g = xp[s]
         if B == 1:  # the batch-1 latency path: the row product inlined
             vecmat_acc(h[0], w_hh_t, g[0])
-        elif transposed:
-            matmul_acc_t(h, w_hh, g)
         else:
-            matmul_acc(h, w_hh_t, g)
+            step_product(h, w_hh_t, w_hh, g, transposed)
         for b in range(B):
             g_b, h_b, c_b = g[b], h[b], c[b]
             for j in range(G):

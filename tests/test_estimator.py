@@ -212,6 +212,15 @@ def test_warm_start_refuses_a_network_of_another_shape(change):
     assert quiet(m.fit, y).net_.head == m.head  # a fresh fit builds the new network
 
 
+def test_warm_start_trains_the_fitted_network_with_the_new_dropout():
+    y = _sine()
+    m = quiet(TSRNNRegressor(lookback=12, horizon=2, num_layers=2, warm_start=True,
+                             **FAST).fit, y)
+    assert m.net_.dropout == 0.0
+    quiet(m.set_params(dropout=0.3).fit, y)
+    assert m.net_.dropout == 0.3 and m.n_iter_ == 2 * FAST["max_epochs"]
+
+
 def test_tbptt_with_bidirectional_is_refused_not_ignored():
     with pytest.raises(ValueError, match="tbptt_steps cannot be combined"):
         TSRNNRegressor(bidirectional=True, tbptt_steps=4, **FAST).fit(_sine())

@@ -349,7 +349,10 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         else:
             self.net_ = self._make_net(n_inputs, n_out, n_future, n_steps, rng)
             self._history = None
+        # Settings that are not the network's shape follow the parameters on a reused
+        # network too (warm_start with another dropout trains with that dropout).
         self.net_.device = resolve_device(self.device)
+        self.net_.dropout = self.dropout
         trainer = Trainer(
             self.net_, get_batch, batch_size=self.batch_size,
             learning_rate=self.learning_rate, optimizer=self.optimizer,

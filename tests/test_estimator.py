@@ -273,18 +273,22 @@ def test_vectorised_future_indexes_equal_one_date_range_per_series(idx, freq):
 
 
 def test_window_scaling_forecasts_in_window_units_and_survives_save(tmp_path):
-    """A series whose level and amplitude grow 100-fold: with window scaling the
-    network sees every window on one scale, and the forecast stays in the series'
-    units; the setting is saved with the model."""
+    """A series whose level and amplitude grow 100-fold: with window scaling (the
+    default) the network sees every window on one scale and its forecast follows the
+    recent swing, in the series' units; without it the network forecasts swings of
+    the history's average size. The setting is saved with the model."""
     t = np.arange(300)
     v = np.exp(t / 65) * (10 + np.sin(2 * np.pi * t / 12))
     y = pd.Series(v, index=pd.date_range("2000-01-01", periods=300, freq="MS"), name="g")
-    m = quiet(TSRNNRegressor(lookback=24, horizon=6, window_scaling=True, hidden_size=8,
-                              max_epochs=30, random_state=0).fit, y[:-6])
+    kw = dict(lookback=24, horizon=6, hidden_size=8, max_epochs=30, random_state=0)
+    m = quiet(TSRNNRegressor(**kw).fit, y[:-6])
+    assert m.window_scaling is True and m._window_scaling
     fc = m.predict()["g"].to_numpy()
-    assert np.all(np.abs(fc / y[-6:].to_numpy() - 1) < 0.3)
+    err = np.abs(fc / y[-6:].to_numpy() - 1).mean()
     m2 = TSRNNRegressor.load(m.save(tmp_path / "w.tsrnn"))
     np.testing.assert_array_equal(m2.predict()["g"].to_numpy(), fc)
-    off = quiet(TSRNNRegressor(lookback=24, horizon=6, hidden_size=8, max_epochs=30,
-                                random_state=0).fit, y[:-6]).predict()["g"].to_numpy()
-    assert not np.allclose(off, fc)  # the switch changes what the network sees
+    off = quiet(TSRNNRegressor(window_scaling=False, **kw).fit, y[:-6])
+    assert not off._window_scaling
+    err_off = np.abs(off.predict()["g"].to_numpy() / y[-6:].to_numpy() - 1).mean()
+    # measured: 0.2% against 8.7% (three seeds: 0.15-0.3% against 8.3-8.7%)
+    assert err < 0.01 and err < 0.25 * err_off

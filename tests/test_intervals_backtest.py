@@ -97,6 +97,36 @@ def test_conformal_intervals_nest_and_widen_with_level():
         m.predict(level=[120])
 
 
+@pytest.mark.parametrize("window_scaling", [True, False])
+def test_conformal_intervals_follow_the_window_swing_with_window_scaling(window_scaling,
+                                                                         tmp_path):
+    """With window scaling, a history whose last window swings three times wider
+    (about the window's mean) gets a forecast whose change and interval are three
+    times wider: the scores are in units of each window's scale. Without it the
+    interval keeps one width per series (in units of the series' scale, which the
+    wider last window moves by about a quarter)."""
+    y = _noisy(600)
+    m = TSRNNRegressor(lookback=48, horizon=12, hidden_size=16, max_epochs=20,
+                       window_scaling=window_scaling, random_state=0).fit(y)
+    c = y.iloc[-48:].mean()
+    wide = y.copy()
+    wide.iloc[-48:] = c + 3 * (y.iloc[-48:] - c)
+    fc, fc3 = m.predict(y, level=[80]), m.predict(wide, level=[80])
+    width = (fc["load_hi_80"] - fc["load_lo_80"]).to_numpy()
+    width3 = (fc3["load_hi_80"] - fc3["load_lo_80"]).to_numpy()
+    if window_scaling:
+        np.testing.assert_allclose(fc3["load"] - c, 3 * (fc["load"] - c), rtol=1e-4,
+                                   atol=1e-3)
+        np.testing.assert_allclose(width3, 3 * width, rtol=1e-4)
+    else:
+        ratio = width3 / width
+        np.testing.assert_allclose(ratio, ratio[0], rtol=1e-5)
+        assert 1.0 < ratio[0] < 1.5
+    # the unit of the scores is saved with them
+    loaded = TSRNNRegressor.load(m.save(tmp_path / "m.tsrnn"))
+    pd.testing.assert_frame_equal(loaded.predict(wide, level=[80]), fc3)
+
+
 def test_conformal_needs_calibration_without_early_stopping_and_calibrate_provides_it():
     y = _noisy(400)
     m = TSRNNRegressor(lookback=24, horizon=6, hidden_size=8, max_epochs=3,

@@ -163,7 +163,7 @@ def _forecast_block(model, panel, windows, n_drop, levels):
                      np.int64)  # row of each window's first forecast step
     x, _, f = D.gather_windows(values, first - L, L, H, nt, model._net_fut_cols)
     outs = model._unscale(model._predict_scaled(x, f), [params[i][0] for i, _ in which],
-                          [params[i][1] for i, _ in which], levels)
+                          [params[i][1] for i, _ in which], levels, x)
     # One row per (window, step, target), windows in `which` order, targets fastest.
     pos = [a - panel.indptr[i] for a, (i, _) in zip(first, which)]
     ds = panel.index[0][:0].append([panel.index[i][p : p + H]

@@ -615,6 +615,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
                     out_steps, incremental=incremental, gap=self.horizon - 1)
         # Conformal scores from the held-out (validation) windows, for predict(level=).
         self._conformal_scores = None
+        self._conformal_per_window = self._window_scaling
         if self.early_stopping:
             cal_starts, cal_counts = starts, per_series
             if out_steps != self.horizon:  # recursive: scored over the whole horizon
@@ -738,7 +739,8 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
     def _abs_errors(self, values, starts):
         """|actual - point forecast| in scaled units, (n_windows, horizon, targets),
         for forecasts made from the windows starting at ``starts`` (batched; at most
-        ``_MAX_CONFORMAL_WINDOWS`` windows, evenly spread, are used)."""
+        ``_MAX_CONFORMAL_WINDOWS`` windows, evenly spread, are used); with window
+        scaling, in units of each window's scale (:meth:`_interval_scale`)."""
         if starts.size > self._MAX_CONFORMAL_WINDOWS:
             pick = np.linspace(0, starts.size - 1, self._MAX_CONFORMAL_WINDOWS)
             starts = starts[np.round(pick).astype(np.int64)]
@@ -748,8 +750,18 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
             x, y, f = D.gather_windows(values, starts[lo : lo + rows], self.lookback,
                                        self.horizon, self._n_targets, self._net_fut_cols)
             point = self._point(self._predict_scaled(x, f))
-            out.append(np.abs(y.astype(np.float64) - point))
+            out.append(np.abs(y.astype(np.float64) - point) / self._interval_scale(x))
         return np.concatenate(out)
+
+    def _interval_scale(self, x):
+        """The unit of the conformal scores for forecasts from windows ``x``,
+        (n, 1, targets): each window's own scale when the model scales windows, so
+        an interval widens and narrows with the recent swings of its series (errors
+        that grow with the level, a calm holiday week) as the forecast does; else
+        1 (one width for every window of a series)."""
+        if getattr(self, "_conformal_per_window", False):
+            return self._window_norm(x)[1].astype(np.float64)
+        return np.ones((len(x), 1, self._n_targets))
 
     def _point(self, pred4):
         """(n, H, targets, Q) -> (n, H, targets): the 0.5 quantile, else the mean."""
@@ -862,6 +874,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         if starts.size == 0:
             raise ValueError(f"X has no complete window of lookback + horizon = "
                              f"{self.lookback + self.horizon} rows to calibrate on.")
+        self._conformal_per_window = self._window_scaling
         self._conformal_scores = self._abs_errors(values, starts)
         return self
 
@@ -974,9 +987,10 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
             window = np.concatenate([window[:, 1:], nxt], axis=1)
         return pred
 
-    def _unscale(self, pred4, locs, scales, levels=()):
+    def _unscale(self, pred4, locs, scales, levels=(), x=None):
         """Scaled (n, H, targets, Q) -> dict of original-unit (n, H, targets) arrays:
-        "point", one per quantile (q<level>) and lo/hi per conformal level."""
+        "point", one per quantile (q<level>) and lo/hi per conformal level (``x``:
+        the scaled windows forecast from, needed for ``levels``)."""
         nt = self._n_targets
         loc = np.asarray(locs)[:, None, :nt]
         scale = np.asarray(scales)[:, None, :nt]
@@ -986,7 +1000,8 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
             for j, q in enumerate(self._quantiles):
                 out[f"_q{q:g}"] = pred4[..., j].astype(np.float64) * scale + loc
         for lv in levels:
-            half = self._conformal_halfwidth(lv)  # (H, targets), scaled units
+            # (H, targets) in score units -> (n, H, targets) scaled units
+            half = self._conformal_halfwidth(lv) * self._interval_scale(x)
             out[f"_lo_{lv:g}"] = (point - half) * scale + loc
             out[f"_hi_{lv:g}"] = (point + half) * scale + loc
         for v in out.values():
@@ -1014,7 +1029,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
             futs = np.concatenate([futs, D.stacked_calendar_values(fidxs, cal).reshape(
                 n, H, -1)], axis=2)
         outs = self._unscale(self._predict_scaled(xs, futs), [p[0] for p in params],
-                             [p[1] for p in params], levels)
+                             [p[1] for p in params], levels, xs)
         return self._as_frame(outs, ids, fidxs)
 
     def _point_names(self):
@@ -1137,6 +1152,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
             arrays["fut_cols"] = np.asarray(self._fut_cols, np.int64)
             if getattr(self, "_conformal_scores", None) is not None:
                 arrays["conformal_scores"] = self._conformal_scores
+                state["conformal_per_window"] = bool(self._conformal_per_window)
             arrays["scaler_loc"] = np.stack([self._scaler_params[u][0] for u in self._ids])
             arrays["scaler_scale"] = np.stack([self._scaler_params[u][1] for u in self._ids])
             arrays["tail_values"] = np.stack([v for v, _ in self._tails])
@@ -1194,6 +1210,8 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         self._future_exog = list(state["future_exog"])
         self._fut_cols = arrays["fut_cols"]
         self._conformal_scores = arrays.get("conformal_scores")
+        # files before per-window scores hold them in series units
+        self._conformal_per_window = bool(state.get("conformal_per_window", False))
         self._kind = state["kind"]
         self._ids = list(state["ids"])
         self._series_name = state["series_name"]

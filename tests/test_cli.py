@@ -122,16 +122,18 @@ def test_python_dash_m_entry_point():
     assert r.returncode == 0 and r.stdout.startswith("tsrnn ")
 
 
-def test_fit_passes_loss_calendar_and_head(elec, capsys):
+def test_fit_passes_loss_calendar_head_and_window_scaling(elec, capsys):
     from tsrnn import TSRNNRegressor
 
     d = elec
-    for flag, cycles, head in (("none", [], "linear"), ("day,week", ["day", "week"], "mlp")):
+    for flag, cycles, head, ws in (("none", [], "linear", ["--no-window-scaling"]),
+                                   ("day,week", ["day", "week"], "mlp", [])):
         rc, out, err = run(["fit", d / "elec.csv", "--target", "demand_gw", "--lookback", 12,
                             "--horizon", 2, "--hidden-size", 4, "--max-epochs", 1,
-                            "--loss", "mse", "--calendar", flag, "--head", head,
+                            "--loss", "mse", "--calendar", flag, "--head", head, *ws,
                             "-o", d / "c.tsrnn"], capsys)
         assert rc == 0, err
         m = TSRNNRegressor.load(d / "c.tsrnn")
         assert m.loss == "mse" and m._calendar == cycles
         assert m.head == head and m.net_.head == head
+        assert m.window_scaling is (not ws) and m._window_scaling is (not ws)

@@ -121,7 +121,8 @@ def cmd_fit(a):
                   lookback=a.lookback, horizon=a.horizon, strategy=a.strategy,
                   max_epochs=a.max_epochs, batch_size=a.batch_size,
                   learning_rate=a.learning_rate, loss=a.loss, calendar=a.calendar,
-                  head=a.head, random_state=a.random_state, freq=a.freq, verbose=int(a.progress))
+                  head=a.head, window_scaling=not a.no_window_scaling,
+                  random_state=a.random_state, freq=a.freq, verbose=int(a.progress))
     if a.quantiles:
         params["quantiles"] = a.quantiles
     model = TSRNNRegressor(**params)
@@ -240,6 +241,9 @@ def build_parser():
     f.add_argument("--head", choices=["mlp", "linear"], default="mlp",
                    help="forecast head: a small decoder shared by the steps (default) "
                         "or one linear map")
+    f.add_argument("--no-window-scaling", action="store_true",
+                   help="see each window on the series' scale, not its own (for series "
+                        "that revert to a level; see window_scaling)")
     f.add_argument("--quantiles", type=_floats, help="e.g. 0.1,0.5,0.9")
     f.add_argument("--freq", help="frequency when it cannot be inferred (e.g. h, D, MS)")
     f.add_argument("--random-state", type=int, default=0)

@@ -207,6 +207,23 @@ def test_joblib_workers_get_their_share_of_the_cores():
     assert all(1 <= n <= max(1, cores // 2) for n in got), (got, cores)
 
 
+def test_overlapping_holds_release_blas_when_the_last_one_ends():
+    """Two holds that overlap without nesting (two fits in two threads): the first to
+    end must not give the other one BLAS's threads back."""
+    with parallel.one_blas_thread():  # loads the BLAS libraries numba uses
+        pass
+    before = _blas_threads()
+    if all(n == 1 for _, n in before):
+        pytest.skip("BLAS runs one thread here anyway")
+    a, b = parallel.one_blas_thread(), parallel.one_blas_thread()
+    a.__enter__()
+    b.__enter__()
+    a.__exit__(None, None, None)
+    assert {n for _, n in _blas_threads()} == {1}  # b still holds it
+    b.__exit__(None, None, None)
+    assert _blas_threads() == before
+
+
 def test_a_nested_hold_neither_relimits_nor_releases_blas(threads, monkeypatch):
     threads(2)
     with parallel.one_blas_thread():  # loads the BLAS libraries numba uses

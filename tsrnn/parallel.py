@@ -35,7 +35,9 @@ _pool: ThreadPoolExecutor | None = None
 _pool_key: tuple | None = None  # (pid, workers) the pool was made for
 _num_threads: int | None = None
 _blas = None  # threadpoolctl controller of the loaded BLAS libraries
-_held = 0  # open one_blas_thread() holds (BLAS is process-wide state)
+_held = 0  # open one_blas_thread() holds, in any thread (BLAS is process-wide state)
+_limiter = None  # threadpoolctl's limit of the outermost hold, restored by the last
+_hold_lock = threading.Lock()
 _busy = threading.Lock()  # one sharded call at a time; others run unsharded
 
 
@@ -95,25 +97,30 @@ def _executor() -> ThreadPoolExecutor:
 
 @contextmanager
 def one_blas_thread():
-    """Hold every loaded BLAS library to one thread. Nested uses (the shards of a
-    training step, inside the training loop's hold) cost nothing: re-limiting took
-    ~20 us a call, twice per step."""
-    global _blas, _held
-    if _held:
-        yield
-        return
-    if _blas is None:
-        # numba's np.dot calls scipy's BLAS; load it before taking stock.
-        import scipy.linalg.cython_blas  # noqa: F401
-        from threadpoolctl import ThreadpoolController
+    """Hold every loaded BLAS library to one thread until the last open hold ends.
+    Nested or concurrent uses (the shards of a training step inside the training
+    loop's hold; two fits in two threads) cost nothing: re-limiting took ~20 us a
+    call, twice per step. The count is taken under a lock, so a hold that ends
+    while another is open leaves BLAS limited for it."""
+    global _blas, _held, _limiter
+    with _hold_lock:
+        if _held == 0:
+            if _blas is None:
+                # numba's np.dot calls scipy's BLAS; load it before taking stock.
+                import scipy.linalg.cython_blas  # noqa: F401
+                from threadpoolctl import ThreadpoolController
 
-        _blas = ThreadpoolController().select(user_api="blas")
-    with _blas.limit(limits=1):
+                _blas = ThreadpoolController().select(user_api="blas")
+            _limiter = _blas.limit(limits=1)
         _held += 1
-        try:
-            yield
-        finally:
+    try:
+        yield
+    finally:
+        with _hold_lock:
             _held -= 1
+            if _held == 0:
+                _limiter.restore_original_limits()
+                _limiter = None
 
 
 def map_shards(fn, shards: list[slice]) -> list:

@@ -115,7 +115,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         forecast a median, which is what MAE/MASE-type accuracy rewards and what a
         holiday or an outlier in the training data moves least; it is also
         neuralforecast's default. On the bundled series (three seeds) it gave a
-        geometric-mean relative MASE of 0.660 against 0.708 for "mse"
+        geometric-mean relative MASE of 0.638 against 0.701 for "mse"
         (``benchmarks/results/accuracy.md`` and ``accuracy_ablation_loss_mse.md``).
         Use "mse" when the forecasts are judged by squared error.
     baseline : {"auto", "last", "seasonal"}, default="auto"
@@ -148,7 +148,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         (temperature, a holiday flag, the calendar) is learned once for every step,
         and may be non-linear. "linear": one linear map from the final state and all
         future inputs, flattened, to all outputs. On the bundled series (three seeds)
-        the decoder gave a geometric-mean relative MASE of 0.660 against 0.751
+        the decoder gave a geometric-mean relative MASE of 0.638 against 0.696
         (``benchmarks/results/accuracy.md``, ``accuracy_ablation_linear_head.md``).
     season_length : int or None, default=None
         Season of the seasonal baseline; None takes it from the frequency

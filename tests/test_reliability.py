@@ -34,7 +34,9 @@ def test_divergence_names_the_epoch_and_keeps_finite_weights():
     m = TSRNNRegressor(lookback=12, horizon=3, hidden_size=8, optimizer="sgd", loss="mse",
                        learning_rate=2.0, clip_norm=None, max_epochs=50, random_state=0)
     with pytest.raises(FloatingPointError, match=r"non-finite at epoch \d+\. Lower "
-                                                 r"learning_rate or set clip_norm"):
+                                                 r"learning_rate or set clip_norm"), \
+            warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # the error, no numpy noise first
         m.fit(y)
     assert all(np.isfinite(v).all() for v in m.net_.params.values())
     assert 1 <= m.n_iter_ < 50 and len(m.loss_curve_) == m.n_iter_

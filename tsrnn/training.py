@@ -399,8 +399,11 @@ class Trainer:
             x, y, fut = self.get_batch(idx[lo : lo + rows])
             lo += len(x)
             rows = self.net.inference_rows(x.shape[1])
-            pred, _ = self.net.forward(x, fut)
-            total += loss_and_grad(self.loss, pred, y, self.quantiles)[0] * len(x)
+            # A diverging network overflows here first: the validation loss is then
+            # inf (never an improvement) and the next training step names the epoch.
+            with np.errstate(over="ignore", invalid="ignore"):
+                pred, _ = self.net.forward(x, fut)
+                total += loss_and_grad(self.loss, pred, y, self.quantiles)[0] * len(x)
             count += len(x)
         return total / max(count, 1)
 

@@ -138,7 +138,10 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         step far larger than the window's own swings that only the calendar or an
         exogenous input foresees. Set it to False for those
         (``benchmarks/results/accuracy.md`` and
-        ``accuracy_ablation_no_window_scaling.md``).
+        ``accuracy_ablation_no_window_scaling.md``). A window whose standard
+        deviation is below 0.05 in the scaler's units (standard deviations of the
+        series with the default scaler; the data's own units with ``scaler=None``)
+        is scaled by 0.05, so that noise on a flat stretch is not blown up.
     head : {"mlp", "linear"}, default="mlp"
         What turns the recurrent layers' final state into the forecast. "mlp": a
         small decoder shared by the forecast steps (neuralforecast's design, smaller):

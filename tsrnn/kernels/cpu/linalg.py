@@ -23,7 +23,7 @@ def matmul_acc(a, w, out):
         vecmat_acc(a[0], w, out[0])
         return
     if k >= 16 and m * k * n >= BLAS_MIN_FLOPS:
-        out += np.dot(a, w)
+        add_to(out, np.dot(a, w))
         return
     k4 = k - k % 4
     for i in range(m):
@@ -50,6 +50,21 @@ def matmul_acc(a, w, out):
             w_p = w[p]
             for j in range(n):
                 out_i[j] += aip * w_p[j]
+
+
+@njit(inline="always", **JIT_OPTIONS)
+def add_to(out, t):
+    """``out += t`` for 2-D C-contiguous arrays of one shape, row by row. numba's own
+    ``+=`` on 2-D arrays goes through its broadcasting loop: alone, a step's
+    ``out += np.dot(a, w)`` ran 1.2-1.9x slower than the product and this loop (32-128
+    rows, hidden 16-64, 50 steps, one BLAS thread). Inside the kernels it shows less:
+    RNN at hidden 32, 128 rows, forward 1.2x and backward 1.15x faster; LSTM and GRU
+    within noise (0.96-1.05x); bit-identical (the same additions)."""
+    for i in range(out.shape[0]):
+        out_i = out[i]
+        t_i = t[i]
+        for j in range(out.shape[1]):
+            out_i[j] += t_i[j]
 
 
 @njit(inline="always", **JIT_OPTIONS)
@@ -222,7 +237,7 @@ def sum_outer(d, a):
     if K > 1 and (K < 16 or (B >= 32 and K * G <= 16384)):
         acc = np.zeros((K, G), dtype=d.dtype)
         for s in range(T):
-            acc += np.dot(a[s].T, d[s])
+            add_to(acc, np.dot(a[s].T, d[s]))
         return np.ascontiguousarray(acc.T)
     # The transposed view is F-contiguous: BLAS reads it with a transpose flag, no copy.
     return np.dot(d.reshape(T * B, G).T, a[:T].reshape(T * B, K))

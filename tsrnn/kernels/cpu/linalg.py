@@ -341,17 +341,15 @@ def add_bias_relu(a, b):
 def relu_backward(dy, w, r):
     """``(dy @ w) * (r > 0)``: the gradient at the input of a ReLU layer ``r`` (m, d)
     followed by a linear map ``w`` (P, d) with few outputs P, given the gradient
-    ``dy`` (m, P) of those outputs. BLAS takes a product with so short an inner
-    dimension 3-4x longer than this loop."""
-    m, P = dy.shape
-    d = w.shape[1]
+    ``dy`` (m, P) of those outputs. The product is :func:`matmul_acc`'s hand loop
+    (BLAS takes a product with so short an inner dimension 3-4x longer)."""
+    m, d = r.shape
     out = np.zeros((m, d), dy.dtype)
+    matmul_acc(dy, w, out)
     for i in range(m):
-        for p in range(P):
-            g = dy[i, p]
-            for j in range(d):
-                out[i, j] += g * w[p, j]
+        out_i = out[i]
+        r_i = r[i]
         for j in range(d):
-            if r[i, j] <= 0:
-                out[i, j] = 0
+            if r_i[j] <= 0:
+                out_i[j] = 0
     return out

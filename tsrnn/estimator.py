@@ -618,7 +618,6 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
                     out_steps, incremental=incremental, gap=self.horizon - 1)
         # Conformal scores from the held-out (validation) windows, for predict(level=).
         self._conformal_scores = None
-        self._conformal_per_window = self._window_scaling
         if self.early_stopping:
             cal_starts, cal_counts = starts, per_series
             if out_steps != self.horizon:  # recursive: scored over the whole horizon
@@ -627,7 +626,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
                 cal_counts = np.bincount(cal_series, minlength=panel.n_series)
             cal_starts = cal_starts[_held_out_tail(cal_counts, self.validation_fraction)]
             if cal_starts.size:
-                self._conformal_scores = self._abs_errors(values, cal_starts)
+                self._set_conformal_scores(values, cal_starts)
         return self
 
     def _choose_season(self, values, panel, steps, bad):
@@ -756,6 +755,12 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
             out.append(np.abs(y.astype(np.float64) - point) / self._interval_scale(x))
         return np.concatenate(out)
 
+    def _set_conformal_scores(self, values, starts):
+        """The conformal scores of the windows starting at ``starts``, and their unit
+        (per window when the model scales windows), which the model file keeps."""
+        self._conformal_per_window = self._window_scaling
+        self._conformal_scores = self._abs_errors(values, starts)
+
     def _interval_scale(self, x):
         """The unit of the conformal scores for forecasts from windows ``x``,
         (n, 1, targets): each window's own scale when the model scales windows, so
@@ -877,8 +882,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         if starts.size == 0:
             raise ValueError(f"X has no complete window of lookback + horizon = "
                              f"{self.lookback + self.horizon} rows to calibrate on.")
-        self._conformal_per_window = self._window_scaling
-        self._conformal_scores = self._abs_errors(values, starts)
+        self._set_conformal_scores(values, starts)
         return self
 
     def _pack_history(self, X, *, keep_unnamed_scaling):

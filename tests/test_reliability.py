@@ -85,12 +85,16 @@ TSRNNRegressor(**{kw!r}, checkpoint_path=sys.argv[1]).fit(y)
 def test_sigkill_mid_epoch_then_resume_continues_the_same_run(tmp_path):
     """A training process is killed with SIGKILL in the middle of an epoch; fit with
     the same checkpoint_path resumes and ends exactly where an uninterrupted run in
-    this process ends (which also shows runs are reproducible across processes)."""
-    kw = dict(lookback=24, horizon=6, hidden_size=16, max_epochs=25, patience=1000,
-              random_state=0)
+    this process ends (which also shows runs are reproducible across processes).
+
+    The killed process is given far more epochs than it can run before the kill, so a
+    slow poll on a loaded machine cannot let it finish first (max_epochs may change
+    between a checkpoint and its resumption); both runs here stop a few epochs after
+    the kill."""
+    kw = dict(lookback=24, horizon=6, hidden_size=16, patience=100_000, random_state=0)
     ck = tmp_path / "ck.tsrnn"
     script = tmp_path / "train.py"
-    script.write_text(textwrap.dedent(SCRIPT.format(kw=kw)))
+    script.write_text(textwrap.dedent(SCRIPT.format(kw={**kw, "max_epochs": 100_000})))
     proc = subprocess.Popen([sys.executable, str(script), str(ck)])
     done_at_kill = 0
     deadline = time.time() + 300
@@ -105,15 +109,16 @@ def test_sigkill_mid_epoch_then_resume_continues_the_same_run(tmp_path):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the training finished before the kill"
+    assert proc.returncode == -signal.SIGKILL, "the training ended before the kill"
     meta, _ = read_model_file(ck)  # the file survived the kill intact
     saved = meta["state"]["loss_curve"]
-    assert 3 <= len(saved) < 25
+    assert len(saved) >= 3
 
     y = load_elecdemand()["demand_gw"].iloc[:1500]
+    kw["max_epochs"] = len(saved) + 5
     resumed = TSRNNRegressor(**kw, checkpoint_path=ck).fit(y)
     assert resumed.loss_curve_[: len(saved)] == saved
-    assert resumed.n_iter_ == 25
+    assert resumed.n_iter_ == len(saved) + 5
     uninterrupted = TSRNNRegressor(**kw).fit(y)
     assert resumed.loss_curve_ == uninterrupted.loss_curve_
     assert _same_weights(resumed, uninterrupted)

@@ -177,8 +177,14 @@ def test_convergence_warning_curves_and_partial_fit():
     y = _sine()
     m = TSRNNRegressor(lookback=12, horizon=2, max_epochs=3, patience=50, hidden_size=8,
                        random_state=0)
-    with pytest.warns(ConvergenceWarning, match="max_epochs=3"):
+    with pytest.warns(ConvergenceWarning, match="max_epochs=3") as caught:
         m.fit(y)
+    # reported at the caller's line (this file), not inside tsrnn, for every input kind
+    assert [w.filename for w in caught] == [__file__]
+    X, Y = np.zeros((40, 6, 1), np.float32), np.zeros(40, np.float32)
+    with pytest.warns(ConvergenceWarning) as caught:
+        clone(m).fit(X, Y)
+    assert [w.filename for w in caught] == [__file__]
     assert m.n_iter_ == 3 == len(m.loss_curve_) == len(m.validation_loss_curve_)
     assert 1 <= m.best_epoch_ <= 3
     m.partial_fit(y)

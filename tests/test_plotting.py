@@ -27,8 +27,9 @@ def model():
 def test_forecast_plot_has_history_forecast_and_interval(model, tmp_path):
     y = load_air_passengers()
     # 13 validation windows are too few for an honest 95% interval: the model says so.
-    with pytest.warns(UserWarning, match="too few for a 95% conformal interval"):
+    with pytest.warns(UserWarning, match="too few for a 95% conformal interval") as caught:
         fc = model.predict(level=[80, 95])
+    assert [w.filename for w in caught] == [__file__]  # at this line, not in tsrnn
     ax = plot_forecast(y, fc, last=36)
     lines = {ln.get_label(): ln for ln in ax.get_lines()}
     assert set(lines) >= {"history", "forecast"}

@@ -16,6 +16,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from tsrnn import _warnings
 from tsrnn import data as D
 from tsrnn.backend import resolve_device
 from tsrnn.model_file import ModelFileError, read_model_file, write_model_file
@@ -28,10 +29,7 @@ def _progress_factory(verbose):
     try:
         from tqdm.auto import tqdm
     except ImportError:  # the bar is optional: say so once, train silently
-        import warnings
-
-        warnings.warn("verbose=1 needs tqdm (pip install 'tsrnn[progress]').",
-                      stacklevel=3)
+        _warnings.warn("verbose=1 needs tqdm (pip install 'tsrnn[progress]').")
         return None
     return lambda total: tqdm(total=total, desc="tsrnn fit", unit="epoch", leave=False)
 
@@ -855,12 +853,10 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         n = s.shape[0]
         k = int(np.ceil((n + 1) * level / 100.0))
         if k > n:
-            import warnings
-
-            warnings.warn(
+            _warnings.warn(
                 f"{n} calibration windows are too few for a {level:g}% conformal "
                 f"interval (needs {int(np.ceil(100 / (100 - level))) - 1}); using the "
-                "largest error seen, which may under-cover.", UserWarning, stacklevel=4)
+                "largest error seen, which may under-cover.")
             k = n
         return np.sort(s, axis=0)[k - 1]
 

@@ -7,13 +7,11 @@ the best weights, and Ctrl-C that leaves the best weights so far.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+from tsrnn import _warnings, parallel
 from tsrnn import functional as F
-from tsrnn import parallel
 from tsrnn.kernels import cpu as _cpu
 from tsrnn.optim import make_optimizer
 
@@ -466,8 +464,7 @@ class Trainer:
             # ("returned a result with an exception set") caused by the interrupt.
             if isinstance(e, SystemError) and not _caused_by_interrupt(e):
                 raise
-            warnings.warn("fit interrupted: keeping the best weights so far.", UserWarning,
-                          stacklevel=3)
+            _warnings.warn("fit interrupted: keeping the best weights so far.", UserWarning)
             stopped = True
         finally:
             if bar is not None:
@@ -475,11 +472,10 @@ class Trainer:
         if len(val_idx):
             self.net.params.update(best_params)
         if warn and not stopped:
-            warnings.warn(
+            _warnings.warn(
                 f"Reached max_epochs={max_epochs} before early stopping; the model may "
                 "not have converged (raise max_epochs or learning_rate).",
                 ConvergenceWarning,
-                stacklevel=3,
             )
         h["stopped"] = stopped
         return h

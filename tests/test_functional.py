@@ -342,9 +342,9 @@ def test_backward_leaves_the_cache_for_another_pass_and_the_training_pass_uses_i
 
 # One thread, so one shard: 16 rows take the transposed products, 80 the plain ones
 @pytest.mark.parametrize("batch", [16, 80])
-def test_lstm_at_hidden_128_matches_the_reference_both_product_forms(batch, rng,
+def test_lstm_at_hidden_256_matches_the_reference_both_product_forms(batch, rng,
                                                                      monkeypatch):
-    """For 16-48 rows at hidden >= 128 the LSTM kernels take each step's product in
+    """For 16-32 rows at hidden >= 256 the LSTM kernels take each step's product in
     transposed operand order (OpenBLAS runs it faster); both forms must give the
     reference's outputs, states and gradients, and the inference kernel the same
     final state."""
@@ -353,9 +353,9 @@ def test_lstm_at_hidden_128_matches_the_reference_both_product_forms(batch, rng,
     from tsrnn.kernels.cpu.linalg import wide_product_transposed
 
     monkeypatch.setattr(parallel, "_num_threads", 1)  # else 80 rows may be cut to 16-48
-    assert wide_product_transposed(batch, 128) == (batch == 16)
+    assert wide_product_transposed(batch, 256) == (batch == 16)
 
-    params = F.init_params("lstm", 2, 128, dtype=np.float64, seed=1)
+    params = F.init_params("lstm", 2, 256, dtype=np.float64, seed=1)
     x = rng.standard_normal((batch, 6, 2))
     out, st, cache = F.forward("lstm", x, params, training=True)
     dout = rng.standard_normal(out.shape)
@@ -367,6 +367,6 @@ def test_lstm_at_hidden_128_matches_the_reference_both_product_forms(batch, rng,
     for k in grads:
         np.testing.assert_allclose(grads[k], r_grads[k], **tol, err_msg=k)
     w = [params[k] for k in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")]
-    h0 = np.zeros((batch, 128))
+    h0 = np.zeros((batch, 256))
     h = cpu.lstm_final_state(np.ascontiguousarray(x.transpose(1, 0, 2)), *w, h0, h0)[0]
     np.testing.assert_allclose(h, st[0][0], **tol)

@@ -106,7 +106,8 @@ def one_blas_thread():
     with _hold_lock:
         if _held == 0:
             if _blas is None:
-                # numba's np.dot calls scipy's BLAS; load it before taking stock.
+                # The kernels call numpy's BLAS (tsrnn.kernels.cpu.blas), or numba's
+                # np.dot, i.e. scipy's, as a fallback: load it before taking stock.
                 import scipy.linalg.cython_blas  # noqa: F401
                 from threadpoolctl import ThreadpoolController
 

@@ -4,6 +4,7 @@ import numpy as np
 from numba import njit
 
 from tsrnn._config import BLAS_MIN_FLOPS, JIT_OPTIONS
+from tsrnn.kernels.cpu.blas import gemm
 
 
 @njit(**JIT_OPTIONS)
@@ -23,7 +24,7 @@ def matmul_acc(a, w, out):
         vecmat_acc(a[0], w, out[0])
         return
     if k >= 16 and m * k * n >= BLAS_MIN_FLOPS:
-        add_to(out, np.dot(a, w))
+        gemm(a, w, out)  # accumulates in place (beta=1)
         return
     k4 = k - k % 4
     for i in range(m):
@@ -53,40 +54,26 @@ def matmul_acc(a, w, out):
 
 
 @njit(inline="always", **JIT_OPTIONS)
-def add_to(out, t):
-    """``out += t`` for 2-D C-contiguous arrays of one shape, row by row. numba's own
-    ``+=`` on 2-D arrays goes through its broadcasting loop: alone, a step's
-    ``out += np.dot(a, w)`` ran 1.2-1.9x slower than the product and this loop (32-128
-    rows, hidden 16-64, 50 steps, one BLAS thread). Inside the kernels it shows less:
-    RNN at hidden 32, 128 rows, forward 1.2x and backward 1.15x faster; LSTM and GRU
-    within noise (0.96-1.05x); bit-identical (the same additions)."""
-    for i in range(out.shape[0]):
-        out_i = out[i]
-        t_i = t[i]
-        for j in range(out.shape[1]):
-            out_i[j] += t_i[j]
-
-
-@njit(inline="always", **JIT_OPTIONS)
 def wide_product_transposed(rows, inner):
     """Whether :func:`matmul_acc_t` beats :func:`matmul_acc` for a step's product of
     ``rows`` rows against an LSTM weight, (inner, 4 * inner) forward and
-    (4 * inner, inner) backward. OpenBLAS ran 16 x 128 @ 128 x 512 at 54 GFLOP/s and
-    the same product transposed, 512 x 128 @ 128 x 16, at 83. Measured over 50 steps,
-    one BLAS thread, plain / transposed time at hidden 128: 16-48 rows 1.05-1.43x
-    (forward and backward), 64 rows 0.95-1.09x, 4-12 rows 0.32-0.94x (transposed much
-    slower); hidden 256: 1.03-1.59x at every row count; hidden 64-96 and the GRU's and
-    RNN's shapes 0.64-0.96x."""
-    return 16 <= rows <= 48 and inner >= 128
+    (4 * inner, inner) backward. With scipy's OpenBLAS 0.3.30 the transposed order
+    won at hidden 128 (16 x 128 @ 128 x 512 ran at 54 GFLOP/s, transposed at 83); with
+    numpy's 0.3.31, which the kernels call now (:mod:`.blas`), the plain order is
+    faster there (whole LSTM step, 50 steps, one BLAS thread, plain against
+    transposed: 16-48 rows at hidden 128 1.02-1.09x, 48 rows at 192-256 1.05x) and
+    the transposed one only at hidden 256 with 16-32 rows (1.04-1.1x)."""
+    return 16 <= rows <= 32 and inner >= 256
 
 
 @njit(inline="always", **JIT_OPTIONS)
 def matmul_acc_t(a, w_t, out):
     """``out += a @ w`` computed as ``(w_t @ a.T).T``, with ``w_t`` the C-contiguous
-    transpose of ``w``: the same sums (bit-identical results at hidden 128), in the
+    transpose of ``w``: the same sums, in the
     operand order that OpenBLAS runs faster for a few rows against a wide weight
     (see :func:`wide_product_transposed`)."""
-    prod = np.dot(w_t, a.T)  # (n, m)
+    prod = np.empty((w_t.shape[0], a.shape[0]), dtype=out.dtype)  # (n, m)
+    gemm(w_t, a, prod, trans_b=True, beta=0.0)
     for i in range(out.shape[0]):
         out_i = out[i]
         for j in range(out.shape[1]):
@@ -189,14 +176,14 @@ def input_projection(x, w_ih, bias):
     xp = np.empty((T, B, G), dtype=x.dtype)
     x2 = x.reshape(T * B, F)
     xp2 = xp.reshape(T * B, G)
-    w_t = np.ascontiguousarray(w_ih.T)
     if F >= 16 and T * B * F * G >= BLAS_MIN_FLOPS:
-        np.dot(x2, w_t, xp2)
+        gemm(x2, w_ih, xp2, trans_b=True, beta=0.0)
         for r in range(T * B):
             row = xp2[r]
             for j in range(G):
                 row[j] += bias[j]
         return xp
+    w_t = np.ascontiguousarray(w_ih.T)
     w_0 = w_t[0]
     for r in range(T * B):
         row = xp2[r]
@@ -237,10 +224,11 @@ def sum_outer(d, a):
     if K > 1 and (K < 16 or (B >= 32 and K * G <= 16384)):
         acc = np.zeros((K, G), dtype=d.dtype)
         for s in range(T):
-            add_to(acc, np.dot(a[s].T, d[s]))
+            gemm(a[s], d[s], acc, trans_a=True)
         return np.ascontiguousarray(acc.T)
-    # The transposed view is F-contiguous: BLAS reads it with a transpose flag, no copy.
-    return np.dot(d.reshape(T * B, G).T, a[:T].reshape(T * B, K))
+    out = np.empty((G, K), dtype=d.dtype)
+    gemm(d.reshape(T * B, G), a[:T].reshape(T * B, K), out, trans_a=True, beta=0.0)
+    return out
 
 
 @njit(**JIT_OPTIONS)

@@ -504,6 +504,69 @@ def gather_windows(values, starts, lookback, horizon, n_targets, fut_cols):
     return x, y, f
 
 
+@njit(**JIT_OPTIONS)
+def window_stats(x, n_targets, floor):
+    """Mean and standard deviation (ddof 0, at least ``floor``) of each window's
+    target channels, (B, 1, targets) each in ``x``'s dtype, from windows ``x``
+    (B, lookback, channels). Accumulated in float64 (two passes), so the statistics
+    of a float32 window are its float64 statistics rounded once; training and
+    predict use this one function, so they see the same bits."""
+    B, L = x.shape[0], x.shape[1]
+    loc = np.empty((B, 1, n_targets), dtype=x.dtype)
+    scale = np.empty((B, 1, n_targets), dtype=x.dtype)
+    for b in range(B):
+        for c in range(n_targets):
+            total = 0.0
+            for t in range(L):
+                total += np.float64(x[b, t, c])
+            mean = total / L
+            sq = 0.0
+            for t in range(L):
+                d = np.float64(x[b, t, c]) - mean
+                sq += d * d
+            sd = np.sqrt(sq / L)
+            loc[b, 0, c] = mean
+            scale[b, 0, c] = floor if sd < floor else sd  # a NaN stays NaN
+    return loc, scale
+
+
+@njit(**JIT_OPTIONS)
+def training_batch(values, starts, lookback, steps, n_targets, fut_cols, season,
+                   scale_floor, window_scaling):
+    """One training batch in one pass, for windows starting at rows ``starts``:
+
+    * ``x`` (B, lookback, channels): the window as the network sees it, its target
+      channels standardised by the window's own statistics (:func:`window_stats`)
+      when ``window_scaling``;
+    * ``y`` (B, steps * targets): the targets after the window, minus the naive
+      baseline (the last value, or the value ``season`` steps earlier when
+      ``season > 0``), divided by the window's scale when ``window_scaling``;
+    * ``f`` (B, steps * len(fut_cols)): the known future columns.
+
+    The same numbers as :func:`gather_windows` followed by the estimator's numpy
+    baseline and scaling (which predict uses), in one compiled call instead of a
+    dozen numpy ones (about 45 of the 500 us of a training step at air_passengers'
+    shapes)."""
+    x, y, f = gather_windows(values, starts, lookback, steps, n_targets, fut_cols)
+    B = x.shape[0]
+    L = lookback
+    for b in range(B):
+        for h in range(steps):
+            src = L - 1 if season == 0 else L - season + h % season
+            for c in range(n_targets):
+                y[b, h, c] = y[b, h, c] - x[b, src, c]
+    if window_scaling:
+        loc, scale = window_stats(x, n_targets, scale_floor)
+        for b in range(B):
+            for c in range(n_targets):
+                m, s = loc[b, 0, c], scale[b, 0, c]
+                for t in range(L):
+                    x[b, t, c] = (x[b, t, c] - m) / s
+                for h in range(steps):
+                    y[b, h, c] = y[b, h, c] / s
+    return x, y.reshape(B, steps * n_targets), f.reshape(B, steps * fut_cols.shape[0])
+
+
 # ------------------------------------------------------------- model-file encoding
 def encode_index(index: pd.Index) -> tuple[dict, np.ndarray]:
     """A time index as (JSON-able description, int64 array), for the model file."""

@@ -585,15 +585,13 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         values = self._with_calendar(values, panel.index)
         net_fut_cols = self._net_fut_cols
 
+        season, floor = getattr(self, "_season", 0), self._MIN_WINDOW_SCALE
+        ws = getattr(self, "_window_scaling", False)
+
         def get_batch(idx):
-            x, yw, f = D.gather_windows(values, starts[idx], lookback, out_steps, nt,
-                                        net_fut_cols)
-            yw = yw - self._baseline(x, out_steps)
-            norm = self._window_norm(x)
-            if norm is not None:
-                yw = yw / norm[1]
-                x = self._net_input(x, norm)
-            return x, yw.reshape(len(idx), -1), f.reshape(len(idx), -1)
+            # what gather_windows, _baseline, _window_norm and _net_input compute, fused
+            return D.training_batch(values, starts[idx], lookback, out_steps, nt,
+                                    net_fut_cols, season, floor, ws)
 
         self._mode = "pandas"
         self._target_names = list(panel.target_names)
@@ -711,9 +709,8 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         each, or None without window scaling."""
         if not getattr(self, "_window_scaling", False):
             return None
-        t = x[:, :, : self._n_targets]
-        return (t.mean(axis=1, keepdims=True),
-                np.maximum(t.std(axis=1, keepdims=True), self._MIN_WINDOW_SCALE))
+        return D.window_stats(np.ascontiguousarray(x), self._n_targets,
+                              self._MIN_WINDOW_SCALE)
 
     def _net_input(self, x, norm):
         """The window as the network sees it: target channels standardised by the

@@ -11,10 +11,10 @@ from tsrnn.kernels.cpu.blas import gemm
 def matmul_acc(a, w, out):
     """``out += a @ w`` for C-contiguous ``a`` (m, k), ``w`` (k, n), ``out`` (m, n).
 
-    Small products (the common case: a batch of 32 rows and a hidden size of 16-64)
-    are done in axpy order, ``out[i, :] += a[i, p] * w[p, :]``, which LLVM vectorizes
-    without reassociating sums; large ones go to BLAS, whose call overhead is then
-    negligible.
+    Products with a thin inner dimension (``k < 16``: a decoder head's few outputs,
+    a few input features) or tiny ones (``BLAS_MIN_FLOPS``) are done in axpy order,
+    ``out[i, :] += a[i, p] * w[p, :]``, which LLVM vectorizes without reassociating
+    sums; the others go to BLAS's gemm, accumulating in place.
     """
     m, k = a.shape
     n = w.shape[1]

@@ -210,13 +210,14 @@ class RecurrentNet:
 
     def _lean_training(self, x, tbptt_steps):
         """Whether a training step can call the kernels directly: a single CPU layer
-        (:meth:`_single_cpu_layer`) over the whole window, in one shard. That is every
-        small forecaster (air_passengers: 200 steps of batch 32), and there
-        F.forward/F.backward's checks, closures and dicts were ~190 of ~660 us per
-        step."""
+        (:meth:`_single_cpu_layer`) over the whole window. That is every small
+        forecaster (air_passengers: 200 steps of batch 32), where F.forward/F.backward's
+        checks, closures and dicts were ~190 of ~660 us per step; and with a batch
+        split over threads, the head reads only the final state, so the per-step
+        outputs F.forward returns (batch, time, hidden) and the zero gradient
+        F.backward takes for them, both transposed from time-major, are never made."""
         return (self._single_cpu_layer(x)
-                and (tbptt_steps is None or tbptt_steps >= x.shape[1])
-                and len(self._shards(x)) == 1)
+                and (tbptt_steps is None or tbptt_steps >= x.shape[1]))
 
     def _layer_weights(self):
         """(w_ih, w_hh, b_ih, b_hh) of the single layer, as the kernels take them
@@ -226,27 +227,54 @@ class RecurrentNet:
 
     def _lean_forward(self, x):
         """Training forward of one layer straight from the kernel (F.forward's own
-        per-direction step, :func:`F._run_direction`, without its checks and
-        sharding); returns the final h and a cache."""
+        per-direction step, :func:`F._run_direction`, without its checks), shard by
+        shard as F.forward splits the batch; returns the final h and a cache."""
+        shards = self._shards(x)
+        if len(shards) == 1:
+            h, kcache = self._lean_forward_rows(x)
+            return h, ("lean", shards, [kcache])
+        h = np.empty((x.shape[0], self.hidden_size), dtype=x.dtype)
+
+        def run_rows(rows):
+            h[rows], kcache = self._lean_forward_rows(x[rows])
+            return kcache
+
+        return h, ("lean", shards, parallel.map_shards(run_rows, shards))
+
+    def _lean_forward_rows(self, x):
         B, T, _ = x.shape
         x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))
         h0 = np.zeros((B, self.hidden_size), dtype=x.dtype)
         lengths = np.full(B, T, dtype=np.int64)
         _, h, _, kcache = F._run_direction(_cpu, self.cell, x_tm, self.params, "_l0", h0,
                                            h0, lengths, True, self.nonlinearity == "relu")
-        return h, ("lean", x_tm, lengths, kcache)
+        return h, (x_tm, lengths, kcache)
 
     def _lean_backward(self, lean, dh):
-        """BPTT of :meth:`_lean_forward` (:func:`F._backward_direction`); the cache is
-        used once, so the LSTM kernel may overwrite its gates."""
-        _, x_tm, lengths, kcache = lean
-        p = self.params
-        dout = np.zeros((x_tm.shape[0], x_tm.shape[1], self.hidden_size), dtype=dh.dtype)
-        res = F._backward_direction(
-            _cpu, self.cell, x_tm, p["weight_ih_l0"], p["weight_hh_l0"], lengths, kcache,
-            dout, dh, np.zeros_like(dh) if self.cell == "lstm" else None,
-            self.nonlinearity == "relu", consume=True)
-        return dict(zip(self.rnn_keys, res[1:5], strict=True))
+        """BPTT of :meth:`_lean_forward` (:func:`F._backward_direction`), shard by
+        shard; the weight gradients of the shards are added in shard order, as
+        F.backward adds them (the same bits). Each cache is used once, so the LSTM
+        kernel may overwrite its gates."""
+        _, shards, kcaches = lean
+
+        def run_rows(shard):
+            rows, (x_tm, lengths, kcache) = shard
+            p = self.params
+            d = np.ascontiguousarray(dh[rows])
+            dout = np.zeros((x_tm.shape[0], x_tm.shape[1], self.hidden_size),
+                            dtype=dh.dtype)
+            res = F._backward_direction(
+                _cpu, self.cell, x_tm, p["weight_ih_l0"], p["weight_hh_l0"], lengths,
+                kcache, dout, d, np.zeros_like(d) if self.cell == "lstm" else None,
+                self.nonlinearity == "relu", consume=True)
+            return res[1:5]
+
+        per_shard = parallel.map_shards(run_rows, list(zip(shards, kcaches, strict=True)))
+        grads = list(per_shard[0])
+        for more in per_shard[1:]:
+            for g, m in zip(grads, more, strict=True):
+                g += m
+        return dict(zip(self.rnn_keys, grads, strict=True))
 
     def forward(self, x, fut, training=False, rng=None, tbptt_steps=None):
         if not training:

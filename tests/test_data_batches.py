@@ -15,7 +15,7 @@ def _numpy_batch(model, values, starts, lookback, steps, nt, fut_cols):
     if norm is not None:
         y = y / norm[1]
         x = model._net_input(x, norm)
-    return x, y.reshape(len(starts), -1), f.reshape(len(starts), -1)
+    return x, y, f
 
 
 @pytest.mark.parametrize("season", [0, 5])

@@ -538,10 +538,10 @@ def training_batch(values, starts, lookback, steps, n_targets, fut_cols, season,
     * ``x`` (B, lookback, channels): the window as the network sees it, its target
       channels standardised by the window's own statistics (:func:`window_stats`)
       when ``window_scaling``;
-    * ``y`` (B, steps * targets): the targets after the window, minus the naive
+    * ``y`` (B, steps, targets): the targets after the window, minus the naive
       baseline (the last value, or the value ``season`` steps earlier when
       ``season > 0``), divided by the window's scale when ``window_scaling``;
-    * ``f`` (B, steps * len(fut_cols)): the known future columns.
+    * ``f`` (B, steps, len(fut_cols)): the known future columns.
 
     The same numbers as :func:`gather_windows` followed by the estimator's numpy
     baseline and scaling (which predict uses), in one compiled call instead of a
@@ -564,7 +564,7 @@ def training_batch(values, starts, lookback, steps, n_targets, fut_cols, season,
                     x[b, t, c] = (x[b, t, c] - m) / s
                 for h in range(steps):
                     y[b, h, c] = y[b, h, c] / s
-    return x, y.reshape(B, steps * n_targets), f.reshape(B, steps * fut_cols.shape[0])
+    return x, y, f  # reshaped by the caller: numba's reshape compiled for 0.3 s
 
 
 # ------------------------------------------------------------- model-file encoding

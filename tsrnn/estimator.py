@@ -590,8 +590,9 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
 
         def get_batch(idx):
             # what gather_windows, _baseline, _window_norm and _net_input compute, fused
-            return D.training_batch(values, starts[idx], lookback, out_steps, nt,
-                                    net_fut_cols, season, floor, ws)
+            x, yw, f = D.training_batch(values, starts[idx], lookback, out_steps, nt,
+                                        net_fut_cols, season, floor, ws)
+            return x, yw.reshape(len(idx), -1), f.reshape(len(idx), -1)
 
         self._mode = "pandas"
         self._target_names = list(panel.target_names)

@@ -17,7 +17,8 @@ numpy has no ILP64 OpenBLAS (conda's MKL numpy, macOS Accelerate, ...), or
 ``TSRNN_GEMM=numba`` is set, the names are bound to :func:`_fallback_gemm`'s compiled
 callbacks, which compute the same product with numba's ``np.dot``.
 
-:data:`GEMM_SOURCE` says which one is in use.
+:data:`GEMM_SOURCE` says which one is in use (the OpenBLAS library's file name, or
+the fallback).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ _ILP64_NAMES = {"float32": ("scipy_sgemm_64_", "sgemm_64_"),
 
 
 def _openblas_ilp64():
-    """Addresses of sgemm and dgemm of a loaded ILP64 OpenBLAS (numpy's), or None."""
+    """Addresses of sgemm and dgemm of a loaded ILP64 OpenBLAS (numpy's) and the
+    library's file name, or None."""
     try:
         from threadpoolctl import ThreadpoolController
     except ImportError:
@@ -58,7 +60,7 @@ def _openblas_ilp64():
                     found[dtype] = ctypes.cast(getattr(handle, name), ctypes.c_void_p).value
                     break
         if len(found) == 2:
-            return found
+            return found, os.path.basename(lib.filepath)
     return None
 
 
@@ -101,9 +103,10 @@ def _bind() -> str:
     """Bind the kernels' gemm symbols; returns where they point."""
     found = None if os.environ.get("TSRNN_GEMM", "") == "numba" else _openblas_ilp64()
     if found is not None:
-        for dtype, address in found.items():
+        addresses, name = found
+        for dtype, address in addresses.items():
             ll.add_symbol(_SYMBOLS[dtype], address)
-        return "numpy's OpenBLAS (ILP64)"
+        return f"OpenBLAS, ILP64 ({name})"
     global _callbacks  # keep the compiled callbacks alive
     _callbacks = {dtype: _fallback_gemm(dtype) for dtype in _SYMBOLS}
     for dtype, cb in _callbacks.items():
@@ -112,7 +115,7 @@ def _bind() -> str:
 
 
 _callbacks: dict = {}
-#: Which gemm the kernels call: numpy's OpenBLAS, or the ``np.dot`` fallback.
+#: Which gemm the kernels call: an ILP64 OpenBLAS (its file name), or the fallback.
 GEMM_SOURCE = _bind()
 
 

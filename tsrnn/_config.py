@@ -15,6 +15,10 @@ Environment variables (read once at import):
 ``TSRNN_SHARD_MIN_WORK``
     Smallest shard of a batch split over threads, in rows x gate units (see
     :mod:`tsrnn.parallel`; ``TSRNN_NUM_THREADS`` sets the thread count).
+``TSRNN_GEMM``
+    ``numba`` makes the kernels' gemm call numba's ``np.dot`` instead of the ILP64
+    OpenBLAS numpy ships (see :mod:`tsrnn.kernels.cpu.blas`, which reads it); the
+    fallback where no such OpenBLAS is loaded.
 ``TSRNN_CUDA_THREADS``
     Threads per block of the CUDA kernels (tests patch this small so that tiny inputs
     run on several blocks).

@@ -83,6 +83,21 @@ def test_verbose_shows_a_progress_bar_with_the_loss(capfd):
     assert "tsrnn fit" in err and "loss=" in err and "val=" in err and "3/3" in err
 
 
+def test_verbose_without_tqdm_says_so_once_and_trains_silently(monkeypatch, capfd):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm raises ImportError
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    with pytest.warns(UserWarning, match=r"verbose=1 needs tqdm \(pip install "
+                                         r"'tsrnn\[progress\]'\)") as caught, \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m = TSRNNRegressor(lookback=12, horizon=3, hidden_size=8, max_epochs=3, verbose=1,
+                           random_state=0).fit(load_air_passengers())
+    assert [w.filename for w in caught if "tqdm" in str(w.message)] == [__file__]
+    assert m.n_iter_ == 3 and capfd.readouterr().err == ""
+
+
 def test_randomized_search_over_a_pipeline_with_time_series_split():
     y = np.log(load_air_passengers().to_numpy())
     X, t = tsrnn.make_windows(y, lookback=12)

@@ -1,4 +1,5 @@
-"""Training batches: the fused compiled batch is what predict's path computes."""
+"""Training batches and the windows predict feeds the network: one compiled
+implementation (tsrnn.data.network_windows), checked against plain NumPy."""
 
 import numpy as np
 import pytest
@@ -6,42 +7,66 @@ import pytest
 from tsrnn import TSRNNRegressor
 from tsrnn import data as D
 
+FLOOR = TSRNNRegressor._MIN_WINDOW_SCALE
 
-def _numpy_batch(model, values, starts, lookback, steps, nt, fut_cols):
-    """The batch as predict's steps build it: gather, baseline, window scaling."""
-    x, y, f = D.gather_windows(values, starts, lookback, steps, nt, fut_cols)
-    y = y - model._baseline(x, steps)
-    norm = model._window_norm(x)
-    if norm is not None:
-        y = y / norm[1]
-        x = model._net_input(x, norm)
-    return x, y, f
+
+def _numpy_windows(x, nt, steps, season, window_scaling):
+    """Input, baseline and scale of windows x, in plain NumPy (float64 statistics
+    rounded once to float32, then float32 arithmetic)."""
+    L = x.shape[1]
+    if season == 0:
+        base = np.repeat(x[:, -1:, :nt], steps, axis=1)
+    else:
+        base = x[:, L - season + (np.arange(steps) % season), :nt]
+    if not window_scaling:
+        return x, base, np.ones((len(x), 1, nt), x.dtype)
+    t = x[:, :, :nt].astype(np.float64)
+    loc = t.mean(axis=1, keepdims=True).astype(x.dtype)
+    scale = np.maximum(t.std(axis=1, keepdims=True), FLOOR).astype(x.dtype)
+    xin = x.copy()
+    xin[:, :, :nt] = (x[:, :, :nt] - loc) / scale
+    return xin, base, scale
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    values = (rng.normal(size=(300, 4)) * [1, 50, 1, 1] + [0, 1e3, 0, 0]).astype(np.float32)
+    values[100:140, 0] = 0.01 * rng.normal(size=40)  # calm windows: the scale floor
+    return rng, values
 
 
 @pytest.mark.parametrize("season", [0, 5])
 @pytest.mark.parametrize("window_scaling", [True, False])
-def test_training_batch_equals_the_predict_path(season, window_scaling):
-    rng = np.random.default_rng(0)
+def test_training_batch_equals_the_numpy_composition(season, window_scaling):
+    rng, values = _data()
     nt, lookback, steps = 2, 12, 7
-    values = (rng.normal(size=(300, 4)) * [1, 50, 1, 1] + [0, 1e3, 0, 0]).astype(np.float32)
-    values[100:140, 0] = 0.01 * rng.normal(size=40)  # calm windows: the scale floor
     starts = rng.choice(300 - lookback - steps, 40, replace=False).astype(np.int64)
     fut_cols = np.array([3, 2], np.int64)
-    model = TSRNNRegressor(lookback=lookback)
-    model._n_targets, model._season, model._window_scaling = nt, season, window_scaling
     got = D.training_batch(values, starts, lookback, steps, nt, fut_cols, season,
-                           model._MIN_WINDOW_SCALE, window_scaling)
-    want = _numpy_batch(model, values, starts, lookback, steps, nt, fut_cols)
+                           FLOOR, window_scaling)
+    x, y, f = D.gather_windows(values, starts, lookback, steps, nt, fut_cols)
+    xin, base, scale = _numpy_windows(x, nt, steps, season, window_scaling)
+    want = (xin, (y - base) / scale, f)
     for g, w in zip(got, want):
         assert g.dtype == np.float32 and g.shape == w.shape
         np.testing.assert_array_equal(g, w)
-    if window_scaling:  # the statistics: float64 values rounded once
-        x = values[starts[:, None] + np.arange(lookback)][:, :, :nt].astype(np.float64)
-        loc, scale = model._window_norm(values[starts[:, None] + np.arange(lookback)])
-        np.testing.assert_array_equal(loc, x.mean(axis=1, keepdims=True).astype(np.float32))
-        want_scale = np.maximum(x.std(axis=1, keepdims=True), model._MIN_WINDOW_SCALE)
-        np.testing.assert_array_equal(scale, want_scale.astype(np.float32))
-        assert (scale == np.float32(model._MIN_WINDOW_SCALE)).any()  # the floor is hit
+    if window_scaling:  # the floor is hit, and the statistics equal window_stats'
+        loc, sc = D.window_stats(x, nt, FLOOR)
+        assert (sc == np.float32(FLOOR)).any()
+        np.testing.assert_array_equal(sc, _numpy_windows(x, nt, steps, season, True)[2])
+
+
+@pytest.mark.parametrize("season", [0, 5])
+@pytest.mark.parametrize("window_scaling", [True, False])
+def test_network_windows_equal_numpy_and_leave_the_windows_alone(season, window_scaling):
+    """What predict feeds the network (any windows, not only gathered ones)."""
+    rng, values = _data()
+    x = values[rng.choice(280, 30)[:, None] + np.arange(12)]
+    before = x.copy()
+    got = D.network_windows(x, 2, 7, season, FLOOR, window_scaling)
+    for g, w in zip(got, _numpy_windows(before, 2, 7, season, window_scaling)):
+        np.testing.assert_array_equal(g, w)
+    np.testing.assert_array_equal(x, before)
 
 
 def test_window_stats_keep_nan():

@@ -589,7 +589,6 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         ws = getattr(self, "_window_scaling", False)
 
         def get_batch(idx):
-            # what gather_windows, _baseline, _window_norm and _net_input compute, fused
             x, yw, f = D.training_batch(values, starts[idx], lookback, out_steps, nt,
                                         net_fut_cols, season, floor, ws)
             return x, yw.reshape(len(idx), -1), f.reshape(len(idx), -1)
@@ -705,30 +704,13 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
     # must not turn noise into huge inputs.
     _MIN_WINDOW_SCALE = 0.05
 
-    def _window_norm(self, x):
-        """Per-window location and scale of the target channels, (n, 1, targets)
-        each, or None without window scaling."""
-        if not getattr(self, "_window_scaling", False):
-            return None
-        return D.window_stats(np.ascontiguousarray(x), self._n_targets,
-                              self._MIN_WINDOW_SCALE)
-
-    def _net_input(self, x, norm):
-        """The window as the network sees it: target channels standardised by the
-        window's own statistics (exogenous channels as they are)."""
-        if norm is None:
-            return x
-        x = x.copy()
-        nt = self._n_targets
-        x[:, :, :nt] = (x[:, :, :nt] - norm[0]) / norm[1]
-        return x
-
-    def _baseline(self, x, steps):
-        """Naive forecast for ``steps`` steps after windows ``x``: (n, steps, targets)."""
-        nt, L, m = self._n_targets, x.shape[1], getattr(self, "_season", 0)
-        if m == 0:
-            return np.repeat(x[:, -1:, :nt], steps, axis=1)
-        return x[:, L - m + (np.arange(steps) % m), :nt]
+    def _network_windows(self, x, steps):
+        """(xin, base, scale) of windows ``x`` for ``steps`` forecast steps: the
+        network's input, the naive baseline and the unit of the network's output
+        (:func:`tsrnn.data.network_windows`, which training uses too)."""
+        return D.network_windows(np.ascontiguousarray(x), self._n_targets, steps,
+                                 getattr(self, "_season", 0), self._MIN_WINDOW_SCALE,
+                                 getattr(self, "_window_scaling", False))
 
     # Conformal quantiles need a few thousand scores at most; more would only grow
     # the model (and its file) with the data.
@@ -764,7 +746,9 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         that grow with the level, a calm holiday week) as the forecast does; else
         1 (one width for every window of a series)."""
         if getattr(self, "_conformal_per_window", False):
-            return self._window_norm(x)[1].astype(np.float64)
+            scale = D.window_stats(np.ascontiguousarray(x), self._n_targets,
+                                   self._MIN_WINDOW_SCALE)[1]
+            return scale.astype(np.float64)
         return np.ones((len(x), 1, self._n_targets))
 
     def _point(self, pred4):
@@ -960,26 +944,22 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         if self.strategy == "direct":
             pred = np.empty((n, H * nt * Q), np.float32)
             flat = futs.reshape(n, -1)
-            norm = self._window_norm(xs)
-            xin = self._net_input(xs, norm)
+            xin, base, scale = self._network_windows(xs, H)
             rows = self.net_.inference_rows(xs.shape[1])
             for lo in range(0, n, rows):
                 pred[lo : lo + rows], _ = self.net_.forward(
                     np.ascontiguousarray(xin[lo : lo + rows]), flat[lo : lo + rows])
             pred = pred.reshape(n, H, nt, Q)
-            if norm is not None:
-                pred *= norm[1][..., None]
-            pred += self._baseline(xs, H)[..., None]
+            pred *= scale[..., None]
+            pred += base[..., None]
             return np.sort(pred, axis=-1) if Q > 1 else pred
         pred = np.empty((n, H, nt, 1), np.float32)
         window = np.array(xs, dtype=np.float32)
         fut_cols = self._net_fut_cols
         for h in range(H):
-            norm = self._window_norm(window)
-            p, _ = self.net_.forward(np.ascontiguousarray(self._net_input(window, norm)),
-                                     futs[:, h, :])
-            p = p.reshape(n, nt) if norm is None else p.reshape(n, nt) * norm[1][:, 0]
-            step = p + self._baseline(window, 1)[:, 0]
+            xin, base, scale = self._network_windows(window, 1)
+            p, _ = self.net_.forward(xin, futs[:, h, :])
+            step = p.reshape(n, nt) * scale[:, 0] + base[:, 0]
             pred[:, h, :, 0] = step
             nxt = np.empty((n, 1, window.shape[2]), np.float32)
             nxt[:, 0, :nt] = step

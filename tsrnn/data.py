@@ -572,7 +572,7 @@ def training_batch(values, starts, lookback, steps, n_targets, fut_cols, season,
     targets) the targets after each window as the change from the naive baseline in
     the window's units, ``f`` (B, steps, len(fut_cols)) the known future columns
     (:func:`gather_windows`, then :func:`network_windows`). One call instead of a dozen
-    numpy ones: about 45 of the 500 us of a training step at air_passengers'
+    numpy ones: 49 -> 9 us of the ~450 us of a training step at air_passengers'
     shapes."""
     x, y, f = gather_windows(values, starts, lookback, steps, n_targets, fut_cols)
     xin, base, scale = network_windows(x, n_targets, steps, season, scale_floor,

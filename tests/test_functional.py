@@ -370,3 +370,38 @@ def test_lstm_at_hidden_256_matches_the_reference_both_product_forms(batch, rng,
     h0 = np.zeros((batch, 256))
     h = cpu.lstm_final_state(np.ascontiguousarray(x.transpose(1, 0, 2)), *w, h0, h0)[0]
     np.testing.assert_allclose(h, st[0][0], **tol)
+
+
+# One thread, so one shard: 40 rows stream the weight gradients step by step, 31 rows
+# take one product after the loop. Ragged, so that padding rows are in both; 3 input
+# features take the axpy loop, 20 the BLAS product.
+@pytest.mark.parametrize("batch", [31, 40])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("n_in", [3, 20])
+def test_weight_gradients_streamed_or_after_the_loop_match_the_reference(
+        cell, batch, n_in, rng, monkeypatch):
+    """Large batches add each step's share of the weight gradients, bias gradients and
+    dx inside the time loop (streams_weight_grads); both ways must give the
+    reference's gradients."""
+    from tsrnn import parallel
+    from tsrnn.kernels.cpu.linalg import streams_weight_grads
+
+    monkeypatch.setattr(parallel, "_num_threads", 1)
+    T, H = 48, 48
+    G = F.CELLS[cell] * H
+    assert streams_weight_grads(T, batch, G, 8) == (batch == 40)
+    params = F.init_params(cell, n_in, H, dtype=np.float64, seed=2)
+    params = {k: v * 2 for k, v in params.items()}  # exercise the nonlinearities
+    x = rng.standard_normal((batch, T, n_in))
+    lengths = rng.integers(1, T + 1, batch)
+    lengths[0] = T
+    out, st, cache = F.forward(cell, x, params, lengths=lengths, training=True)
+    dout = rng.standard_normal(out.shape)
+    grads, dx, _ = F.backward(cache, dout)
+    r_out, _, r_grads, r_dx, _ = forward_backward(cell, x, params, lengths=lengths,
+                                                  dout=dout)
+    tol = dict(rtol=1e-10, atol=1e-11)
+    np.testing.assert_allclose(out, r_out, **tol)
+    np.testing.assert_allclose(dx, r_dx, **tol)
+    for k in grads:
+        np.testing.assert_allclose(grads[k], r_grads[k], **tol, err_msg=k)

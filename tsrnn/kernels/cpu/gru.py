@@ -13,6 +13,8 @@ from numba import njit
 from tsrnn._config import JIT_OPTIONS
 from tsrnn.kernels.activations import sigmoid, tanh
 from tsrnn.kernels.cpu.linalg import (
+    accumulate_col_sum,
+    accumulate_outer,
     col_sum,
     copy_rows,
     fill_rows,
@@ -21,6 +23,7 @@ from tsrnn.kernels.cpu.linalg import (
     input_projection,
     matmul_acc,
     min_length,
+    streams_weight_grads,
     sum_outer,
 )
 
@@ -118,19 +121,29 @@ def gru_backward(x, w_ih, w_hh, lengths, hs, gates, hn_all, dout, dh_n):
     """Backpropagation through time for :func:`gru_forward` (``keep=True``).
 
     Returns ``dx, dw_ih, dw_hh, db_ih, db_hh, dh0``. The input-side and hidden-side
-    gate gradients differ only in the n block (``dn`` vs ``dn * r``), so both are kept.
+    gate gradients differ only in the n block (``dn`` vs ``dn * r``), so both are
+    made. Large batches add each step's share of the weight gradients and ``dx`` in
+    the time loop and keep one step of gate gradients; others keep every step's and
+    take one product each after the loop (:func:`streams_weight_grads`).
     """
-    T, B, _ = x.shape
+    T, B, F = x.shape
     H = w_hh.shape[1]
     G = 3 * H
     dt = x.dtype
-    dgi = np.empty((T, B, G), dtype=dt)
-    dgh = np.empty((T, B, G), dtype=dt)
+    stream = streams_weight_grads(T, B, G, x.itemsize)
+    dgi = np.empty((1 if stream else T, B, G), dtype=dt)
+    dgh = np.empty((1 if stream else T, B, G), dtype=dt)
+    dw_ih_t = np.zeros((F, G), dtype=dt)
+    dw_hh_t = np.zeros((H, G), dtype=dt)
+    db_ih = np.zeros(G, dtype=dt)
+    db_hh = np.zeros(G, dtype=dt)
+    dx = np.zeros((T, B, F), dtype=dt)
     dh = dh_n.copy()
     dh_prev = np.empty((B, H), dtype=dt)
     min_len = min_length(lengths)
     for s in range(T - 1, -1, -1):
-        gs, hn, di, dhh, h_prev, dout_s = gates[s], hn_all[s], dgi[s], dgh[s], hs[s], dout[s]
+        gs, hn, h_prev, dout_s = gates[s], hn_all[s], hs[s], dout[s]
+        di, dhh = dgi[0 if stream else s], dgh[0 if stream else s]
         if s < min_len:
             for b in range(B):
                 _backward_row(gs[b], hn[b], h_prev[b], dout_s[b], di[b], dhh[b], dh[b],
@@ -148,12 +161,18 @@ def gru_backward(x, w_ih, w_hh, lengths, hs, gates, hn_all, dout, dh_n):
                     for j in range(H):
                         dp_b[j] = dh_b[j]
         matmul_acc(dhh, w_hh, dh_prev)
+        if stream:
+            accumulate_outer(di, x[s], dw_ih_t)
+            accumulate_outer(dhh, h_prev, dw_hh_t)
+            accumulate_col_sum(di, db_ih)
+            accumulate_col_sum(dhh, db_hh)
+            matmul_acc(di, w_ih, dx[s])
         dh, dh_prev = dh_prev, dh
-    dw_ih = sum_outer(dgi, x)
-    dw_hh = sum_outer(dgh, hs)
-    db_ih = col_sum(dgi)
-    db_hh = col_sum(dgh)
-    return input_grad(dgi, w_ih), dw_ih, dw_hh, db_ih, db_hh, dh
+    if stream:
+        return (dx, np.ascontiguousarray(dw_ih_t.T), np.ascontiguousarray(dw_hh_t.T),
+                db_ih, db_hh, dh)
+    return (input_grad(dgi, w_ih), sum_outer(dgi, x), sum_outer(dgh, hs), col_sum(dgi),
+            col_sum(dgh), dh)
 
 
 @njit(**JIT_OPTIONS)

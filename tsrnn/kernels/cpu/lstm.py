@@ -11,12 +11,16 @@ from numba import njit
 from tsrnn._config import JIT_OPTIONS
 from tsrnn.kernels.activations import gate_scale_offset, tanh
 from tsrnn.kernels.cpu.linalg import (
+    accumulate_col_sum,
+    accumulate_outer,
     copy_rows,
     gate_views,
     input_grad,
     input_projection,
+    matmul_acc,
     min_length,
     step_product,
+    streams_weight_grads,
     vecmat_acc,
     weight_grads,
     wide_product_transposed,
@@ -144,7 +148,8 @@ def lstm_backward(x, w_ih, w_hh, lengths, hs, cs, gates, tanh_c, dout, dh_n, dc_
     """Backpropagation through time for :func:`lstm_forward` (``keep=True``).
 
     Returns ``dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0``. The weight gradients are
-    two large GEMMs after the time loop, over the stored per-step gate gradients.
+    two large GEMMs after the time loop, over the stored per-step gate gradients, or,
+    for large batches, added step by step in the loop (:func:`streams_weight_grads`).
 
     ``gates`` is used up: each step's activated gates are overwritten with their
     pre-activation gradients, which the forward's gates are no longer needed for
@@ -152,11 +157,19 @@ def lstm_backward(x, w_ih, w_hh, lengths, hs, cs, gates, tanh_c, dout, dh_n, dc_
     backward of a 128-row shard 1.06-1.13x slower (hidden 32-128, measured in one
     process): 13 MB more memory traffic at hidden 128.
     """
-    T, B, _ = x.shape
+    T, B, F = x.shape
     H = w_hh.shape[1]
     G = 4 * H
     dt = x.dtype
     dpre = gates  # written in place, step by step (see above)
+    # Large batches add each step's share of the weight gradients and dx in the time
+    # loop, while the step's gradients are in cache (streams_weight_grads).
+    stream = streams_weight_grads(T, B, G, x.itemsize)
+    n_acc = 1 if stream else 0
+    dw_ih_t = np.zeros((F * n_acc, G), dtype=dt)
+    dw_hh_t = np.zeros((H * n_acc, G), dtype=dt)
+    db = np.zeros(G, dtype=dt)
+    dx = np.zeros((T * n_acc, B, F), dtype=dt)
     dh = dh_n.copy()
     dc = dc_n.copy()
     dh_prev = np.empty((B, H), dtype=dt)
@@ -183,7 +196,15 @@ def lstm_backward(x, w_ih, w_hh, lengths, hs, cs, gates, tanh_c, dout, dh_n, dc_
                     for j in range(H):
                         dp_b[j] = dh_b[j]
         step_product(dg, w_hh, w_hh_t, dh_prev, transposed)
+        if stream:
+            accumulate_outer(dg, x[s], dw_ih_t)
+            accumulate_outer(dg, hs[s], dw_hh_t)
+            accumulate_col_sum(dg, db)
+            matmul_acc(dg, w_ih, dx[s])
         dh, dh_prev = dh_prev, dh
+    if stream:
+        return (dx, np.ascontiguousarray(dw_ih_t.T), np.ascontiguousarray(dw_hh_t.T), db,
+                db.copy(), dh, dc)
     dw_ih, dw_hh, db = weight_grads(dpre, x, hs)
     return input_grad(dpre, w_ih), dw_ih, dw_hh, db, db.copy(), dh, dc
 

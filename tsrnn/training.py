@@ -141,8 +141,10 @@ class RecurrentNet:
         if not self._single_cpu_layer(x):
             return None
         w = self._layer_weights()
+        if len(x) == 1:  # the batch-1 latency path: no shards, no closure, no copy
+            return self._final_state_rows(x, w)
         shards = self._shards(x)
-        if len(shards) == 1:  # the batch-1 latency path: no closure, no copy
+        if len(shards) == 1:
             return self._final_state_rows(x, w)
         h = np.empty((x.shape[0], self.hidden_size), dtype=x.dtype)
 

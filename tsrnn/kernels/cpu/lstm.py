@@ -165,7 +165,7 @@ def lstm_backward(x, w_ih, w_hh, lengths, hs, cs, gates, tanh_c, dout, dh_n, dc_
     # Large batches add each step's share of the weight gradients and dx in the time
     # loop, while the step's gradients are in cache (streams_weight_grads).
     stream = streams_weight_grads(T, B, G, x.itemsize)
-    n_acc = 1 if stream else 0
+    n_acc = 1 if stream else 0  # the accumulators, empty when not streaming
     dw_ih_t = np.zeros((F * n_acc, G), dtype=dt)
     dw_hh_t = np.zeros((H * n_acc, G), dtype=dt)
     db = np.zeros(G, dtype=dt)

@@ -78,3 +78,28 @@ def test_fallback_gemm_gives_the_same_kernels():
     for key, value in results[""].items():
         if key != "src":
             np.testing.assert_allclose(results["numba"][key], value, rtol=1e-10, atol=1e-12)
+
+
+def test_every_product_site_shares_one_compiled_gemm_per_dtype():
+    """numba compiles a separate copy of a function for each combination of literal
+    True/False arguments (and of omitted defaults): three copies of gemm cost ~1 s of
+    a cold first fit. Fresh, uncached copies of every caller of gemm, each taking its
+    gemm branch, must resolve to one float32 signature."""
+    from tsrnn.kernels.cpu import linalg
+
+    rng = np.random.default_rng(0)
+
+    def f32(*shape):
+        return rng.standard_normal(shape).astype(np.float32)
+
+    def fresh(fn):
+        return njit(error_model="numpy")(fn.py_func)
+
+    fresh(linalg.matmul_acc)(f32(32, 32), f32(32, 128), f32(32, 128))
+    fresh(linalg.matmul_acc_t)(f32(16, 256), f32(1024, 256), f32(16, 1024))
+    fresh(linalg.sum_outer)(f32(5, 32, 64), f32(6, 32, 16))  # per step
+    fresh(linalg.sum_outer)(f32(5, 32, 64), f32(6, 32, 1))  # one product
+    fresh(linalg.input_projection)(f32(5, 8, 16), f32(64, 16), f32(64))
+    fresh(linalg.accumulate_outer)(f32(32, 64), f32(32, 16), f32(16, 64))
+    sigs = {s for s in blas.gemm.signatures if str(s[0].dtype) == "float32"}
+    assert len(sigs) == 1, sigs

@@ -166,14 +166,24 @@ def _gemm_call(typingctx, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, 
     return sig, codegen
 
 
+#: gemm's transpose flags for compiled callers: numpy bools, because numba compiles a
+#: separate copy of a function for every combination of literal ``True``/``False``
+#: arguments (three copies of gemm in a first fit, ~0.4 s each).
+TRANS = np.bool_(True)
+NO_TRANS = np.bool_(False)
+
+
 # Not inlined: one compiled copy called from every product site. Inlined into each
 # (matmul_acc, sum_outer, input_projection, ...) it cost ~0.5 s more compilation in
-# a cold first fit (13.5-13.9 s against 12.7-13.2 s), and ran no faster.
+# a cold first fit (13.5-13.9 s against 12.7-13.2 s), and ran no faster. No default
+# arguments either: numba compiles a separate copy for every combination of omitted
+# ones, so every caller passes all six (flags as TRANS / NO_TRANS).
 @njit(**JIT_OPTIONS)
-def gemm(a, b, c, trans_a=False, trans_b=False, beta=1.0):
+def gemm(a, b, c, trans_a, trans_b, beta):
     """``c = op(a) @ op(b) + beta * c`` for C-contiguous 2-D arrays of one dtype, where
-    ``op(x)`` is ``x.T`` when ``trans_x``. ``beta=1`` accumulates into ``c``; ``beta=0``
-    overwrites it (its old values, even NaN, are not read)."""
+    ``op(x)`` is ``x.T`` when ``trans_x`` (bools; ``beta`` a float). ``beta=1``
+    accumulates into ``c``; ``beta=0`` overwrites it (its old values, even NaN, are
+    not read)."""
     m = a.shape[1] if trans_a else a.shape[0]
     k = a.shape[0] if trans_a else a.shape[1]
     n = b.shape[0] if trans_b else b.shape[1]

@@ -4,7 +4,7 @@ import numpy as np
 from numba import njit
 
 from tsrnn._config import BLAS_MIN_FLOPS, JIT_OPTIONS
-from tsrnn.kernels.cpu.blas import gemm
+from tsrnn.kernels.cpu.blas import NO_TRANS, TRANS, gemm
 
 
 @njit(**JIT_OPTIONS)
@@ -24,7 +24,7 @@ def matmul_acc(a, w, out):
         vecmat_acc(a[0], w, out[0])
         return
     if k >= 16 and m * k * n >= BLAS_MIN_FLOPS:
-        gemm(a, w, out)  # accumulates in place (beta=1)
+        gemm(a, w, out, NO_TRANS, NO_TRANS, 1.0)  # accumulates in place
         return
     k4 = k - k % 4
     for i in range(m):
@@ -73,7 +73,7 @@ def matmul_acc_t(a, w_t, out):
     operand order that OpenBLAS runs faster for a few rows against a wide weight
     (see :func:`wide_product_transposed`)."""
     prod = np.empty((w_t.shape[0], a.shape[0]), dtype=out.dtype)  # (n, m)
-    gemm(w_t, a, prod, trans_b=True, beta=0.0)
+    gemm(w_t, a, prod, NO_TRANS, TRANS, 0.0)
     for i in range(out.shape[0]):
         out_i = out[i]
         for j in range(out.shape[1]):
@@ -177,7 +177,7 @@ def input_projection(x, w_ih, bias):
     x2 = x.reshape(T * B, F)
     xp2 = xp.reshape(T * B, G)
     if F >= 16 and T * B * F * G >= BLAS_MIN_FLOPS:
-        gemm(x2, w_ih, xp2, trans_b=True, beta=0.0)
+        gemm(x2, w_ih, xp2, NO_TRANS, TRANS, 0.0)
         for r in range(T * B):
             row = xp2[r]
             for j in range(G):
@@ -224,10 +224,10 @@ def sum_outer(d, a):
     if K > 1 and (K < 16 or (B >= 32 and K * G <= 16384)):
         acc = np.zeros((K, G), dtype=d.dtype)
         for s in range(T):
-            gemm(a[s], d[s], acc, trans_a=True)
+            gemm(a[s], d[s], acc, TRANS, NO_TRANS, 1.0)
         return np.ascontiguousarray(acc.T)
     out = np.empty((G, K), dtype=d.dtype)
-    gemm(d.reshape(T * B, G), a[:T].reshape(T * B, K), out, trans_a=True, beta=0.0)
+    gemm(d.reshape(T * B, G), a[:T].reshape(T * B, K), out, TRANS, NO_TRANS, 0.0)
     return out
 
 
@@ -261,7 +261,7 @@ def accumulate_outer(dg, a, acc_t):
     B, K = a.shape
     G = dg.shape[1]
     if K >= 16:
-        gemm(a, dg, acc_t, trans_a=True)
+        gemm(a, dg, acc_t, TRANS, NO_TRANS, 1.0)
         return
     for b in range(B):
         a_b = a[b]

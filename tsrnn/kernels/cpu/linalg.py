@@ -239,8 +239,8 @@ def streams_weight_grads(T, B, G, itemsize):
 
     Per step wins once those stored gradients, (T, B, G) floats, outgrow the core's
     L2 cache, so that the one product after the loop reads them back from memory:
-    GRU forward + backward at 128 rows, 50 steps, one BLAS thread, 1.24x at hidden
-    64 (4.9 MB), 1.20x at 128, 1.03x at 32 (2.4 MB). Below that, or with fewer than
+    GRU forward + backward at 128 rows, 50 steps, one BLAS thread, 1.24-1.31x at
+    hidden 64 (4.9 MB), 1.20x at 128, 1.03x at 32 (2.4 MB). Below that, or with fewer than
     32 rows (BLAS is slow with so short an inner dimension), the product after the
     loop is as fast or faster (16 rows, hidden 32-64: 1.12-1.15x). LSTM: 1.06x at
     hidden 64, 1.10x at 128 (128 rows). Not the RNN: its gradients are a quarter of

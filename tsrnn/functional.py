@@ -551,9 +551,6 @@ def _backward(cache, dout, dstate, consume):
         cache["consumed"] = True
     shard_grads = parallel.map_shards(run_rows, cache["shards"])
     # Weight gradients sum over the rows: add the shards' (params' PyTorch order).
-    grads = {k: shard_grads[0][k] for k in p}
-    for more in shard_grads[1:]:
-        for k in grads:
-            grads[k] += more[k]
+    grads = parallel.add_shard_grads(shard_grads, p)
     dstate0 = (dh0, dc0) if cell == "lstm" else dh0
     return grads, dx, dstate0

@@ -142,3 +142,15 @@ def map_shards(fn, shards: list[slice]) -> list:
         # restored and the next call may start: they write into shared outputs.
         wait(futures)
         _busy.release()
+
+
+def add_shard_grads(shard_grads: list, keys) -> dict:
+    """The weight gradients of a batch's shards (a list of dicts, in shard order)
+    summed over the shards, keyed by ``keys`` in that order. Always added in shard
+    order, so a given split gives the same bits wherever it is summed; the first
+    shard's arrays are added into."""
+    grads = {k: shard_grads[0][k] for k in keys}
+    for more in shard_grads[1:]:
+        for k in keys:
+            grads[k] += more[k]
+    return grads

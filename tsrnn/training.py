@@ -141,10 +141,8 @@ class RecurrentNet:
         if not self._single_cpu_layer(x):
             return None
         w = self._layer_weights()
-        if len(x) == 1:  # the batch-1 latency path: no shards, no closure, no copy
-            return self._final_state_rows(x, w)
         shards = self._shards(x)
-        if len(shards) == 1:
+        if len(shards) == 1:  # the batch-1 latency path: no closure, no copy
             return self._final_state_rows(x, w)
         h = np.empty((x.shape[0], self.hidden_size), dtype=x.dtype)
 
@@ -254,9 +252,9 @@ class RecurrentNet:
 
     def _lean_backward(self, lean, dh):
         """BPTT of :meth:`_lean_forward` (:func:`F._backward_direction`), shard by
-        shard; the weight gradients of the shards are added in shard order, as
-        F.backward adds them (the same bits). Each cache is used once, so the LSTM
-        kernel may overwrite its gates."""
+        shard; the shards' weight gradients are summed as F.backward sums them
+        (:func:`parallel.add_shard_grads`: the same bits). Each cache is used once,
+        so the LSTM kernel may overwrite its gates."""
         _, shards, kcaches = lean
 
         def run_rows(shard):
@@ -269,14 +267,10 @@ class RecurrentNet:
                 _cpu, self.cell, x_tm, p["weight_ih_l0"], p["weight_hh_l0"], lengths,
                 kcache, dout, d, np.zeros_like(d) if self.cell == "lstm" else None,
                 self.nonlinearity == "relu", consume=True)
-            return res[1:5]
+            return dict(zip(self.rnn_keys, res[1:5], strict=True))
 
         per_shard = parallel.map_shards(run_rows, list(zip(shards, kcaches, strict=True)))
-        grads = list(per_shard[0])
-        for more in per_shard[1:]:
-            for g, m in zip(grads, more, strict=True):
-                g += m
-        return dict(zip(self.rnn_keys, grads, strict=True))
+        return parallel.add_shard_grads(per_shard, self.rnn_keys)
 
     def forward(self, x, fut, training=False, rng=None, tbptt_steps=None):
         if not training:

@@ -14,7 +14,7 @@ from tsrnn._config import JIT_OPTIONS
 from tsrnn.kernels.activations import sigmoid, tanh
 from tsrnn.kernels.cpu.linalg import (
     accumulate_col_sum,
-    accumulate_outer,
+    accumulate_step_grads,
     col_sum,
     copy_rows,
     fill_rows,
@@ -23,6 +23,7 @@ from tsrnn.kernels.cpu.linalg import (
     input_projection,
     matmul_acc,
     min_length,
+    streamed_grad_buffers,
     streams_weight_grads,
     sum_outer,
 )
@@ -126,19 +127,15 @@ def gru_backward(x, w_ih, w_hh, lengths, hs, gates, hn_all, dout, dh_n):
     the time loop and keep one step of gate gradients; others keep every step's and
     take one product each after the loop (:func:`streams_weight_grads`).
     """
-    T, B, F = x.shape
+    T, B, _ = x.shape
     H = w_hh.shape[1]
     G = 3 * H
     dt = x.dtype
     stream = streams_weight_grads(T, B, G, x.itemsize)
     dgi = np.empty((1 if stream else T, B, G), dtype=dt)
     dgh = np.empty((1 if stream else T, B, G), dtype=dt)
-    n_acc = 1 if stream else 0  # the accumulators, empty when not streaming
-    dw_ih_t = np.zeros((F * n_acc, G), dtype=dt)
-    dw_hh_t = np.zeros((H * n_acc, G), dtype=dt)
-    db_ih = np.zeros(G * n_acc, dtype=dt)
-    db_hh = np.zeros(G * n_acc, dtype=dt)
-    dx = np.zeros((T * n_acc, B, F), dtype=dt)
+    dw_ih_t, dw_hh_t, db_ih, dx = streamed_grad_buffers(x, H, G, stream)
+    db_hh = np.zeros_like(db_ih)
     dh = dh_n.copy()
     dh_prev = np.empty((B, H), dtype=dt)
     min_len = min_length(lengths)
@@ -163,11 +160,9 @@ def gru_backward(x, w_ih, w_hh, lengths, hs, gates, hn_all, dout, dh_n):
                         dp_b[j] = dh_b[j]
         matmul_acc(dhh, w_hh, dh_prev)
         if stream:
-            accumulate_outer(di, x[s], dw_ih_t)
-            accumulate_outer(dhh, h_prev, dw_hh_t)
-            accumulate_col_sum(di, db_ih)
+            accumulate_step_grads(di, dhh, x[s], h_prev, w_ih, dw_ih_t, dw_hh_t, db_ih,
+                                  dx[s])
             accumulate_col_sum(dhh, db_hh)
-            matmul_acc(di, w_ih, dx[s])
         dh, dh_prev = dh_prev, dh
     if stream:
         return (dx, np.ascontiguousarray(dw_ih_t.T), np.ascontiguousarray(dw_hh_t.T),

@@ -283,6 +283,31 @@ def accumulate_col_sum(dg, db):
             db[j] += row[j]
 
 
+@njit(inline="always", **JIT_OPTIONS)
+def streamed_grad_buffers(x, H, G, stream):
+    """The accumulators a backward kernel streams into (:func:`streams_weight_grads`),
+    zeroed: ``dw_ih_t`` (features, G) and ``dw_hh_t`` (H, G), the transposed weight
+    gradients, ``db`` (G,) and ``dx`` (like ``x``); empty when not ``stream``."""
+    T, B, F = x.shape
+    n = 1 if stream else 0
+    return (np.zeros((F * n, G), dtype=x.dtype), np.zeros((H * n, G), dtype=x.dtype),
+            np.zeros(G * n, dtype=x.dtype), np.zeros((T * n, B, F), dtype=x.dtype))
+
+
+@njit(inline="always", **JIT_OPTIONS)
+def accumulate_step_grads(dg_in, dg_hh, x_s, h_prev, w_ih, dw_ih_t, dw_hh_t, db_in,
+                          dx_s):
+    """One step's share of a layer's gradients, added while the step's gate gradients
+    are in cache: input weights, input bias and ``dx_s`` from ``dg_in``, recurrent
+    weights from ``dg_hh`` against the state before the step. LSTM and RNN pass one
+    array for both; the GRU's differ in the n block, and it sums its hidden bias
+    itself."""
+    accumulate_outer(dg_in, x_s, dw_ih_t)
+    accumulate_outer(dg_hh, h_prev, dw_hh_t)
+    accumulate_col_sum(dg_in, db_in)
+    matmul_acc(dg_in, w_ih, dx_s)
+
+
 @njit(**JIT_OPTIONS)
 def weight_grads(dpre, inp, hs):
     """``dW_ih``, ``dW_hh`` (against the states before each step, ``hs[:T]``) and

@@ -11,15 +11,14 @@ from numba import njit
 from tsrnn._config import JIT_OPTIONS
 from tsrnn.kernels.activations import gate_scale_offset, tanh
 from tsrnn.kernels.cpu.linalg import (
-    accumulate_col_sum,
-    accumulate_outer,
+    accumulate_step_grads,
     copy_rows,
     gate_views,
     input_grad,
     input_projection,
-    matmul_acc,
     min_length,
     step_product,
+    streamed_grad_buffers,
     streams_weight_grads,
     vecmat_acc,
     weight_grads,
@@ -157,7 +156,7 @@ def lstm_backward(x, w_ih, w_hh, lengths, hs, cs, gates, tanh_c, dout, dh_n, dc_
     backward of a 128-row shard 1.06-1.13x slower (hidden 32-128, measured in one
     process): 13 MB more memory traffic at hidden 128.
     """
-    T, B, F = x.shape
+    T, B, _ = x.shape
     H = w_hh.shape[1]
     G = 4 * H
     dt = x.dtype
@@ -165,11 +164,7 @@ def lstm_backward(x, w_ih, w_hh, lengths, hs, cs, gates, tanh_c, dout, dh_n, dc_
     # Large batches add each step's share of the weight gradients and dx in the time
     # loop, while the step's gradients are in cache (streams_weight_grads).
     stream = streams_weight_grads(T, B, G, x.itemsize)
-    n_acc = 1 if stream else 0  # the accumulators, empty when not streaming
-    dw_ih_t = np.zeros((F * n_acc, G), dtype=dt)
-    dw_hh_t = np.zeros((H * n_acc, G), dtype=dt)
-    db = np.zeros(G, dtype=dt)
-    dx = np.zeros((T * n_acc, B, F), dtype=dt)
+    dw_ih_t, dw_hh_t, db, dx = streamed_grad_buffers(x, H, G, stream)
     dh = dh_n.copy()
     dc = dc_n.copy()
     dh_prev = np.empty((B, H), dtype=dt)
@@ -197,10 +192,7 @@ def lstm_backward(x, w_ih, w_hh, lengths, hs, cs, gates, tanh_c, dout, dh_n, dc_
                         dp_b[j] = dh_b[j]
         step_product(dg, w_hh, w_hh_t, dh_prev, transposed)
         if stream:
-            accumulate_outer(dg, x[s], dw_ih_t)
-            accumulate_outer(dg, hs[s], dw_hh_t)
-            accumulate_col_sum(dg, db)
-            matmul_acc(dg, w_ih, dx[s])
+            accumulate_step_grads(dg, dg, x[s], hs[s], w_ih, dw_ih_t, dw_hh_t, db, dx[s])
         dh, dh_prev = dh_prev, dh
     if stream:
         return (dx, np.ascontiguousarray(dw_ih_t.T), np.ascontiguousarray(dw_hh_t.T), db,

@@ -75,6 +75,53 @@ def _backward_row(g_b, hn_b, hp, do_b, di_b, dhh_b, dh_b, dp_b, H):
 
 
 @njit(**JIT_OPTIONS)
+def _forward_rows(gs, ph, hn, h_prev, h_next, out_s, lengths, s, all_active):
+    """A forward step's rows. Rows that have ended (``s >= lengths[b]``) carry their
+    state through unchanged, with zero gates and ``hn``; while ``all_active`` the
+    loop has no such branch. Compiled on its own, not inlined into the kernel's time
+    loop (see :mod:`tsrnn.kernels.cpu`)."""
+    H = hn.shape[1]
+    if all_active:
+        for b in range(gs.shape[0]):
+            _forward_row(gs[b], ph[b], hn[b], h_prev[b], h_next[b], out_s[b], H)
+        return
+    for b in range(gs.shape[0]):
+        if s < lengths[b]:
+            _forward_row(gs[b], ph[b], hn[b], h_prev[b], h_next[b], out_s[b], H)
+            continue
+        g_b, hn_b, hp, hx = gs[b], hn[b], h_prev[b], h_next[b]
+        for j in range(3 * H):
+            g_b[j] = 0
+        for j in range(H):
+            hn_b[j] = 0
+            hx[j] = hp[j]
+
+
+@njit(**JIT_OPTIONS)
+def _backward_rows(gs, hn, h_prev, dout_s, di, dhh, dh, dh_prev, lengths, s,
+                   all_active):
+    """A backward step's rows (see :func:`_forward_rows`). Ended rows have zero gate
+    gradients and pass their state gradient through."""
+    H = dh.shape[1]
+    if all_active:
+        for b in range(gs.shape[0]):
+            _backward_row(gs[b], hn[b], h_prev[b], dout_s[b], di[b], dhh[b], dh[b],
+                          dh_prev[b], H)
+        return
+    for b in range(gs.shape[0]):
+        if s < lengths[b]:
+            _backward_row(gs[b], hn[b], h_prev[b], dout_s[b], di[b], dhh[b], dh[b],
+                          dh_prev[b], H)
+            continue
+        di_b, dhh_b, dh_b, dp_b = di[b], dhh[b], dh[b], dh_prev[b]
+        for j in range(3 * H):
+            di_b[j] = 0
+            dhh_b[j] = 0
+        for j in range(H):
+            dp_b[j] = dh_b[j]
+
+
+@njit(**JIT_OPTIONS)
 def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, keep):
     """One direction of one GRU layer over all steps.
 
@@ -98,22 +145,8 @@ def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, keep):
     for s in range(T):
         fill_rows(ph, b_hh)
         matmul_acc(hs[s], w_hh_t, ph)
-        gs, hn, h_prev, h_next, out_s = gates[s], hn_all[s if keep else 0], hs[s], hs[s + 1], out[s]
-        # No padding branch while every row is active (see lstm_forward).
-        if s < min_len:
-            for b in range(B):
-                _forward_row(gs[b], ph[b], hn[b], h_prev[b], h_next[b], out_s[b], H)
-            continue
-        for b in range(B):
-            if s < lengths[b]:
-                _forward_row(gs[b], ph[b], hn[b], h_prev[b], h_next[b], out_s[b], H)
-            else:
-                g_b, hn_b, hp, hx = gs[b], hn[b], h_prev[b], h_next[b]
-                for j in range(G):
-                    g_b[j] = 0
-                for j in range(H):
-                    hn_b[j] = 0
-                    hx[j] = hp[j]
+        _forward_rows(gates[s], ph, hn_all[s if keep else 0], hs[s], hs[s + 1], out[s],
+                      lengths, s, s < min_len)
     return out, hs, gates, hn_all
 
 
@@ -140,24 +173,10 @@ def gru_backward(x, w_ih, w_hh, lengths, hs, gates, hn_all, dout, dh_n):
     dh_prev = np.empty((B, H), dtype=dt)
     min_len = min_length(lengths)
     for s in range(T - 1, -1, -1):
-        gs, hn, h_prev, dout_s = gates[s], hn_all[s], hs[s], dout[s]
+        h_prev = hs[s]
         di, dhh = dgi[0 if stream else s], dgh[0 if stream else s]
-        if s < min_len:
-            for b in range(B):
-                _backward_row(gs[b], hn[b], h_prev[b], dout_s[b], di[b], dhh[b], dh[b],
-                              dh_prev[b], H)
-        else:
-            for b in range(B):
-                if s < lengths[b]:
-                    _backward_row(gs[b], hn[b], h_prev[b], dout_s[b], di[b], dhh[b],
-                                  dh[b], dh_prev[b], H)
-                else:
-                    di_b, dhh_b, dh_b, dp_b = di[b], dhh[b], dh[b], dh_prev[b]
-                    for j in range(G):
-                        di_b[j] = 0
-                        dhh_b[j] = 0
-                    for j in range(H):
-                        dp_b[j] = dh_b[j]
+        _backward_rows(gates[s], hn_all[s], h_prev, dout[s], di, dhh, dh, dh_prev, lengths,
+                       s, s < min_len)
         matmul_acc(dhh, w_hh, dh_prev)
         if stream:
             accumulate_step_grads(di, dhh, x[s], h_prev, w_ih, dw_ih_t, dw_hh_t, db_ih,

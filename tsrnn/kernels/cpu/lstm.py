@@ -73,6 +73,28 @@ def _backward_row(g_b, tc_b, cp, dc_b, do_b, dh_b, dp_b, H):
 
 
 @njit(**JIT_OPTIONS)
+def _backward_rows(dg, tc, c_prev, dc, dout_s, dh, dh_prev, lengths, s, all_active):
+    """A backward step's rows. Rows that have ended (``s >= lengths[b]``) passed their
+    states through unchanged, and so do their gradients; while ``all_active`` the
+    loop has no such branch (see :func:`lstm_forward`). Compiled on its own, not
+    inlined into the kernel's time loop (see :mod:`tsrnn.kernels.cpu`)."""
+    H = dh.shape[1]
+    if all_active:
+        for b in range(dg.shape[0]):
+            _backward_row(dg[b], tc[b], c_prev[b], dc[b], dout_s[b], dh[b], dh_prev[b], H)
+        return
+    for b in range(dg.shape[0]):
+        if s < lengths[b]:
+            _backward_row(dg[b], tc[b], c_prev[b], dc[b], dout_s[b], dh[b], dh_prev[b], H)
+            continue
+        dg_b, dh_b, dp_b = dg[b], dh[b], dh_prev[b]
+        for j in range(4 * H):
+            dg_b[j] = 0
+        for j in range(H):
+            dp_b[j] = dh_b[j]
+
+
+@njit(**JIT_OPTIONS)
 def lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, keep):
     """One direction of one LSTM layer over all steps.
 
@@ -173,23 +195,7 @@ def lstm_backward(x, w_ih, w_hh, lengths, hs, cs, gates, tanh_c, dout, dh_n, dc_
     w_hh_t = np.ascontiguousarray(w_hh.T) if transposed else w_hh
     for s in range(T - 1, -1, -1):
         dg, c_prev, tc, dout_s = dpre[s], cs[s], tanh_c[s], dout[s]
-        if s < min_len:
-            for b in range(B):
-                _backward_row(dg[b], tc[b], c_prev[b], dc[b], dout_s[b], dh[b], dh_prev[b],
-                              H)
-        else:
-            for b in range(B):
-                if s < lengths[b]:
-                    _backward_row(dg[b], tc[b], c_prev[b], dc[b], dout_s[b], dh[b],
-                                  dh_prev[b], H)
-                else:
-                    # Padding: the state passes through unchanged, and so does its
-                    # gradient.
-                    dg_b, dh_b, dp_b = dg[b], dh[b], dh_prev[b]
-                    for j in range(G):
-                        dg_b[j] = 0
-                    for j in range(H):
-                        dp_b[j] = dh_b[j]
+        _backward_rows(dg, tc, c_prev, dc, dout_s, dh, dh_prev, lengths, s, s < min_len)
         step_product(dg, w_hh, w_hh_t, dh_prev, transposed)
         if stream:
             accumulate_step_grads(dg, dg, x[s], hs[s], w_ih, dw_ih_t, dw_hh_t, db, dx[s])

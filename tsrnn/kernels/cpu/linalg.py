@@ -257,20 +257,28 @@ def accumulate_outer(dg, a, acc_t):
     gradients are still in cache, instead of one product over every step's after the
     loop: that product re-read (time, batch, gates) arrays of several MB from memory
     (GRU backward, 128 rows, hidden 64: 6.5 -> 4.9 ms). A few input features (k < 16)
-    go through an axpy loop (BLAS handles the thin output badly)."""
+    go through an axpy loop (BLAS handles the thin output badly), four rows of ``dg``
+    per pass over ``acc_t``'s row: a quarter of its loads and stores, and four
+    independent products per store (128 x 192, one feature: 0.9 us against 2.6 one
+    row at a time)."""
     B, K = a.shape
     G = dg.shape[1]
     if K >= 16:
         gemm(a, dg, acc_t, TRANS, NO_TRANS, 1.0)
         return
-    for b in range(B):
-        a_b = a[b]
-        dg_b = dg[b]
-        for f in range(K):
-            af = a_b[f]
-            row = acc_t[f]
+    B4 = B - B % 4
+    for f in range(K):
+        row = acc_t[f]
+        for b in range(0, B4, 4):
+            a0, a1, a2, a3 = a[b, f], a[b + 1, f], a[b + 2, f], a[b + 3, f]
+            d0, d1, d2, d3 = dg[b], dg[b + 1], dg[b + 2], dg[b + 3]
             for j in range(G):
-                row[j] += af * dg_b[j]
+                row[j] += (a0 * d0[j] + a1 * d1[j]) + (a2 * d2[j] + a3 * d3[j])
+        for b in range(B4, B):
+            ab = a[b, f]
+            d = dg[b]
+            for j in range(G):
+                row[j] += ab * d[j]
 
 
 @njit(**JIT_OPTIONS)

@@ -29,7 +29,7 @@ from _common import interleaved_median_times, machine_line, write_table  # noqa:
 
 from tsrnn import parallel  # noqa: E402
 from tsrnn.optim import Adam  # noqa: E402
-from tsrnn.training import RecurrentNet, loss_and_grad  # noqa: E402
+from tsrnn.training import RecurrentNet  # noqa: E402
 
 
 def make_data(n=10000, T=50, seed=0):
@@ -43,8 +43,8 @@ def make_data(n=10000, T=50, seed=0):
 
 
 class TsrnnModel:
-    """The estimator's own network and loss (tsrnn.training), trained like the PyTorch
-    loop below: no clipping, Adam at 1e-3."""
+    """The estimator's own network and training step (tsrnn.training), trained like
+    the PyTorch loop below: no clipping, Adam at 1e-3."""
 
     def __init__(self, cell, H, seed=0):
         self.net = RecurrentNet(cell, 1, H, num_layers=1, bidirectional=False, dropout=0.0,
@@ -56,9 +56,8 @@ class TsrnnModel:
         with parallel.one_blas_thread():  # as the estimator's training loop does
             for lo in range(0, len(X), B):
                 idx = order[lo : lo + B]
-                pred, ctx = self.net.forward(X[idx], None, training=True)
-                _, dpred = loss_and_grad("mse", pred, Y[idx])
-                self.opt.step(self.net.params, self.net.backward(ctx, dpred))
+                _, grads = self.net.train_step(X[idx], None, Y[idx], "mse")
+                self.opt.step(self.net.params, grads)
 
     def predict1(self, x):
         return self.net.forward(x, None)[0]

@@ -54,6 +54,56 @@ def test_lean_step_equals_the_general_step(cell, nonlin, dtype, threads, monkeyp
     assert any(np.any(g != 0) for k, g in grads.items() if "hh" in k)
 
 
+@pytest.mark.parametrize("cell,nonlin", CELLS)
+@pytest.mark.parametrize("head,loss,quantiles", [("linear", "mse", None),
+                                                 ("mlp", "huber", None),
+                                                 ("linear", "mae", (0.1, 0.5, 0.9))])
+def test_a_sharded_train_step_equals_forward_loss_backward(cell, nonlin, head, loss,
+                                                           quantiles, monkeypatch):
+    """With the batch split over threads, each shard runs forward, head, loss and
+    backward in its own thread (train_step): the batch's mean loss and every
+    gradient are those of the two-pass step, up to the order of the head's sums."""
+    monkeypatch.setattr(parallel, "_num_threads", 2)
+    monkeypatch.setattr(parallel, "SHARD_MIN_WORK", 1)
+    n_out = 4 * (len(quantiles) if quantiles else 1)
+    net = RecurrentNet(cell, 3, 5, 1, False, 0.0, n_out=n_out, n_future=2,
+                       rng=np.random.default_rng(0), nonlinearity=nonlin, head=head,
+                       n_steps=2)
+    net.params = {k: v.astype(np.float64) for k, v in net.params.items()}
+    x, fut, y = _data(dtype=np.float64)
+    calls = []
+    monkeypatch.setattr(net, "_sharded_train_step", _spy(net._sharded_train_step, calls))
+    value, grads = net.train_step(x, fut, y, loss, quantiles)
+    assert calls  # the sharded step ran
+    pred, ctx = net.forward(x, fut, training=True)
+    value_2, dpred = loss_and_grad(loss, pred, y, quantiles)
+    grads_2 = net.backward(ctx, dpred)
+    np.testing.assert_allclose(value, value_2, rtol=1e-13)
+    assert grads.keys() == grads_2.keys() == net.params.keys()
+    for k in grads:
+        np.testing.assert_allclose(grads[k], grads_2[k], rtol=1e-12, atol=1e-15, err_msg=k)
+    assert all(np.any(g != 0) for g in grads.values())
+
+
+def _spy(fn, calls):
+    def wrapper(*args, **kwargs):
+        calls.append(args)
+        return fn(*args, **kwargs)
+    return wrapper
+
+
+def test_loss_shares_of_a_batch_add_up_to_its_mean():
+    rng = np.random.default_rng(0)
+    pred, y = rng.standard_normal((10, 6)), rng.standard_normal((10, 6))
+    for kind, q in [("mse", None), ("mae", None), ("huber", None), ("mse", (0.2, 0.8))]:
+        p = pred if q is None else rng.standard_normal((10, 12))
+        whole, g = loss_and_grad(kind, p, y, q)
+        parts = [loss_and_grad(kind, p[r], y[r], q, total_rows=10)
+                 for r in (slice(0, 3), slice(3, 10))]
+        np.testing.assert_allclose(sum(v for v, _ in parts), whole, rtol=1e-14)
+        np.testing.assert_allclose(np.concatenate([d for _, d in parts]), g, rtol=1e-14)
+
+
 @pytest.mark.parametrize("kind", ["stacked", "bidirectional", "tbptt"])
 def test_the_general_path_runs_where_the_lean_one_does_not_apply(kind):
     net = _net("lstm", "tanh", num_layers=2 if kind == "stacked" else 1,

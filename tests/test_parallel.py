@@ -144,6 +144,17 @@ def test_an_error_in_a_shard_propagates_and_frees_the_pool(threads):
     assert parallel.map_shards(lambda r: r.start, [slice(0, 1), slice(1, 2)]) == [0, 1]
 
 
+def test_shards_run_under_the_callers_numpy_error_state(threads):
+    """numpy's errstate is context-local: a pool thread would otherwise run with the
+    defaults (the training loop ignores overflow in its step and checks the loss)."""
+    threads(2)
+    with np.errstate(over="ignore", invalid="raise"):
+        seen = parallel.map_shards(lambda r: (threading.get_ident(), np.geterr()),
+                                   [slice(0, 1), slice(1, 2)])
+    assert seen[0][0] != seen[1][0]  # the second shard ran in another thread
+    assert all(e["over"] == "ignore" and e["invalid"] == "raise" for _, e in seen)
+
+
 def test_blas_threads_are_restored_after_a_sharded_call(threads):
     threads(2)
     parallel.map_shards(lambda r: None, [slice(0, 1), slice(1, 2)])  # loads the BLAS

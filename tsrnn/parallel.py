@@ -24,6 +24,7 @@ order in which the weight gradients of the rows are summed, i.e. their last bits
 
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -127,14 +128,18 @@ def one_blas_thread():
 def map_shards(fn, shards: list[slice]) -> list:
     """``[fn(s) for s in shards]``, the shards in parallel threads (the first in this
     one). Runs them one after another when there is one shard, or when another
-    sharded call is already running (threads of a caller's own pool)."""
+    sharded call is already running (threads of a caller's own pool). Each shard runs
+    in a copy of the caller's context, so context-local settings such as numpy's
+    ``errstate`` (the training loop ignores overflow and checks the loss itself)
+    hold in the pool's threads as in the caller's."""
     if len(shards) == 1 or not _busy.acquire(blocking=False):
         return [fn(s) for s in shards]
     futures = []
     try:
         with one_blas_thread():
             pool = _executor()
-            futures = [pool.submit(fn, s) for s in shards[1:]]
+            futures = [pool.submit(contextvars.copy_context().run, fn, s)
+                       for s in shards[1:]]
             first = fn(shards[0])
             return [first] + [f.result() for f in futures]
     finally:

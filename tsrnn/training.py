@@ -298,18 +298,12 @@ class RecurrentNet:
 
     def _sharded_train_step(self, x, fut, y, loss, quantiles, shards):
         H = self.hidden_size
-        # numpy's error state is per thread: the caller's (the Trainer ignores
-        # overflow and checks the loss itself) would not reach the pool's threads.
-        errstate = np.geterr()
 
         def run_rows(rows):
-            with np.errstate(**errstate):
-                h, shard_cache = self._lean_forward_rows(x[rows])
-                out, saved = self._head(h, None if fut is None else fut[rows])
-                value, dpred = loss_and_grad(loss, out, y[rows], quantiles,
-                                             total_rows=len(x))
-                grads, dfeat = self._head_backward(saved,
-                                                   dpred.astype(out.dtype, copy=False))
+            h, shard_cache = self._lean_forward_rows(x[rows])
+            out, saved = self._head(h, None if fut is None else fut[rows])
+            value, dpred = loss_and_grad(loss, out, y[rows], quantiles, total_rows=len(x))
+            grads, dfeat = self._head_backward(saved, dpred.astype(out.dtype, copy=False))
             grads.update(self._lean_backward_rows(shard_cache,
                                                   np.ascontiguousarray(dfeat[:, :H])))
             return value, grads

@@ -36,7 +36,7 @@ def _frames(obj, prefix):
             v = obj[c].to_numpy()
             out[f"{prefix}/{c}"] = (v.astype(str) if v.dtype == object
                                     or not np.issubdtype(v.dtype, np.number) else v)
-        out[f"{prefix}/index"] = np.asarray(obj.index.astype(str))
+        out[f"{prefix}/index"] = np.asarray(obj.index.astype(str)).astype(str)
     elif isinstance(obj, pd.Series):
         out[f"{prefix}"] = obj.to_numpy()
     else:

@@ -28,8 +28,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _common import interleaved_median_times, machine_line, write_table  # noqa: E402
 
 from tsrnn import parallel  # noqa: E402
+from tsrnn.network import RecurrentNet  # noqa: E402
 from tsrnn.optim import Adam  # noqa: E402
-from tsrnn.training import RecurrentNet  # noqa: E402
 
 
 def make_data(n=10000, T=50, seed=0):

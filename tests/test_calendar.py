@@ -69,7 +69,7 @@ def test_an_integer_index_has_no_calendar():
     y = pd.Series(np.sin(np.arange(200) / 5))
     m = quiet(TSRNNRegressor(lookback=10, horizon=2, hidden_size=4, max_epochs=2,
                              random_state=0).fit, y)
-    assert m._calendar == []
+    assert m.calendar_ == []
     with pytest.raises(ValueError, match="calendar= needs a DatetimeIndex"):
         TSRNNRegressor(lookback=10, horizon=2, calendar=["week"]).fit(y)
 
@@ -102,14 +102,14 @@ def test_the_year_cycle_lets_a_short_window_foresee_a_seasonal_step(tmp_path):
     kw = dict(lookback=7, horizon=10, hidden_size=16, max_epochs=60, early_stopping=False,
               window_scaling=False, random_state=0)
     with_cal = quiet(TSRNNRegressor(**kw).fit, train)
-    assert with_cal._calendar == ["year"]
+    assert with_cal.calendar_ == ["year"]
     without = quiet(TSRNNRegressor(calendar=None, **kw).fit, train)
     err_with = np.abs(with_cal.predict()["y"].to_numpy() - test.to_numpy()).mean()
     err_without = np.abs(without.predict()["y"].to_numpy() - test.to_numpy()).mean()
     assert err_with < 0.5 * err_without
     # the cycles are part of the model: saved, loaded, and used for new history too
     loaded = TSRNNRegressor.load(with_cal.save(tmp_path / "cal.tsrnn"))
-    assert loaded._calendar == ["year"]
+    assert loaded.calendar_ == ["year"]
     pd.testing.assert_frame_equal(loaded.predict(), with_cal.predict())
     pd.testing.assert_frame_equal(loaded.predict(train), with_cal.predict(train))
 
@@ -127,7 +127,7 @@ def test_calendar_with_future_exog_recursive_and_backtest():
         m = quiet(TSRNNRegressor(lookback=24, horizon=6, hidden_size=8, max_epochs=3,
                                  strategy=strategy, random_state=0).fit,
                   df.iloc[:-6], target="y", future_exog=["x"])
-        assert m._calendar == ["week"]
+        assert m.calendar_ == ["week"]
         fc = m.predict(future=df.iloc[-6:][["x"]])
         assert fc.shape == (6, 1) and np.isfinite(fc.to_numpy()).all()
     res = quiet(backtest, m, df, n_windows=1, refit=False, target="y",
@@ -142,7 +142,7 @@ def test_older_model_files_keep_working_without_calendar():
 
     path = Path(__file__).parent / "fixtures" / "v1_series_lstm.tsrnn"
     m = TSRNNRegressor.load(path)
-    assert m.get_params()["calendar"] is None and m._calendar == []
+    assert m.get_params()["calendar"] is None and m.calendar_ == []
 
 
 def test_many_series_get_their_own_calendar_rows():
@@ -164,7 +164,7 @@ def test_many_series_get_their_own_calendar_rows():
     long = pd.concat(frames, ignore_index=True)
     m = quiet(TSRNNRegressor(lookback=12, horizon=4, hidden_size=8, max_epochs=3,
                              random_state=0).fit, long)
-    assert m._calendar == ["day", "week"]
+    assert m.calendar_ == ["day", "week"]
     both = m.predict()
     alone = m.predict(long[long["unique_id"] == "b"])
     # (equal up to rounding: one batch of two rows against one of one row)

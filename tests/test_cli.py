@@ -134,6 +134,6 @@ def test_fit_passes_loss_calendar_head_and_window_scaling(elec, capsys):
                             "-o", d / "c.tsrnn"], capsys)
         assert rc == 0, err
         m = TSRNNRegressor.load(d / "c.tsrnn")
-        assert m.loss == "mse" and m._calendar == cycles
+        assert m.loss == "mse" and m.calendar_ == cycles
         assert m.head == head and m.net_.head == head
-        assert m.window_scaling is (not ws) and m._window_scaling is (not ws)
+        assert m.window_scaling is (not ws) and m.route_.window_scaling is (not ws)

@@ -4,10 +4,10 @@ implementation (tsrnn.data.network_windows), checked against plain NumPy."""
 import numpy as np
 import pytest
 
-from tsrnn import TSRNNRegressor
 from tsrnn import data as D
+from tsrnn.routes.panel import MIN_WINDOW_SCALE
 
-FLOOR = TSRNNRegressor._MIN_WINDOW_SCALE
+FLOOR = MIN_WINDOW_SCALE
 
 
 def _numpy_windows(x, nt, steps, season, window_scaling):

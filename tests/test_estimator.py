@@ -288,13 +288,13 @@ def test_window_scaling_forecasts_in_window_units_and_survives_save(tmp_path):
     y = pd.Series(v, index=pd.date_range("2000-01-01", periods=300, freq="MS"), name="g")
     kw = dict(lookback=24, horizon=6, hidden_size=8, max_epochs=30, random_state=0)
     m = quiet(TSRNNRegressor(**kw).fit, y[:-6])
-    assert m.window_scaling is True and m._window_scaling
+    assert m.window_scaling is True and m.route_.window_scaling
     fc = m.predict()["g"].to_numpy()
     err = np.abs(fc / y[-6:].to_numpy() - 1).mean()
     m2 = TSRNNRegressor.load(m.save(tmp_path / "w.tsrnn"))
     np.testing.assert_array_equal(m2.predict()["g"].to_numpy(), fc)
     off = quiet(TSRNNRegressor(window_scaling=False, **kw).fit, y[:-6])
-    assert not off._window_scaling
+    assert not off.route_.window_scaling
     err_off = np.abs(off.predict()["g"].to_numpy() / y[-6:].to_numpy() - 1).mean()
     # measured: 0.2% against 8.7% (three seeds: 0.15-0.3% against 8.3-8.7%)
     assert err < 0.01 and err < 0.25 * err_off

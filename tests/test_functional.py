@@ -328,14 +328,14 @@ def test_backward_leaves_the_cache_for_another_pass_and_the_training_pass_uses_i
     _, _, cache = F.forward(cell, x, p, num_layers=2, training=True)
     dout = rng.standard_normal((5, 7, 8)).astype(np.float32)
     first = F.backward(cache, dout)
-    again = [F.backward(cache, dout), F._backward(cache, dout, None, consume=True)]
+    again = [F.backward(cache, dout), F.backward(cache, dout, None, consume=True)]
     for grads, dx, _ in again:  # (grads, dx, dstate), equal to the first pass
         np.testing.assert_array_equal(dx, first[1])
         assert grads.keys() == first[0].keys()
         for k in grads:
             np.testing.assert_array_equal(grads[k], first[0][k], err_msg=k)
     with pytest.raises(ValueError, match="used up"):
-        F._backward(cache, dout, None, consume=True)
+        F.backward(cache, dout, None, consume=True)
     with pytest.raises(ValueError, match="used up"):
         F.backward(cache, dout)
 

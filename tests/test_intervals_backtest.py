@@ -11,7 +11,7 @@ from sklearn.model_selection import TimeSeriesSplit, cross_validate
 import tsrnn
 from tsrnn import TSRNNRegressor
 from tsrnn.datasets import load_air_passengers, load_elecdemand
-from tsrnn.training import loss_and_grad
+from tsrnn.losses import loss_and_grad
 
 
 @pytest.fixture(autouse=True)
@@ -134,7 +134,7 @@ def test_conformal_needs_calibration_without_early_stopping_and_calibrate_provid
     with pytest.raises(ValueError, match="calibrate"):
         m.predict(level=[80])
     m.calibrate(y[250:], n_windows=50)
-    assert m._conformal_scores.shape == (50, 6, 1)
+    assert m.conformal_scores_.shape == (50, 6, 1)
     fc = m.predict(level=[80])
     assert (fc["load_hi_80"] > fc["load_lo_80"]).all()
 
@@ -182,7 +182,7 @@ def test_backtest_without_refit_is_one_batched_forward(monkeypatch):
                                     "y": y.to_numpy() * (1 + k)}) for k in range(3)])
     est = TSRNNRegressor(lookback=12, horizon=4, hidden_size=8, max_epochs=2,
                          random_state=0)
-    from tsrnn.training import RecurrentNet
+    from tsrnn.network import RecurrentNet
 
     calls = []
     orig = RecurrentNet.forward
@@ -249,7 +249,8 @@ def test_validation_windows_share_no_target_with_training_windows(sizes, fractio
     no training window may forecast a row that a validation window forecasts, unless
     the group is too short to keep any training window otherwise (then the gap
     shrinks and one training window stays)."""
-    from tsrnn.estimator import _held_out_tail, _split_windows
+    from tsrnn.fitting import held_out_tail as _held_out_tail
+    from tsrnn.fitting import split_windows as _split_windows
 
     train, val = _split_windows(sizes, fraction, targets - 1)
     np.testing.assert_array_equal(val, np.flatnonzero(_held_out_tail(sizes, fraction)))

@@ -16,6 +16,7 @@ from sklearn.exceptions import ConvergenceWarning
 from tsrnn import TSRNNRegressor
 from tsrnn import model_file as MF
 from tsrnn.datasets import load_air_passengers, load_elecdemand
+from tsrnn.heads import DECODER_KEYS
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -134,7 +135,7 @@ def _rewrite(path, out, edit_meta=None, edit_member=None, keep_comment=True):
         edit_meta(meta)
         members["meta.json"] = json.dumps(meta).encode()
         if not keep_comment:
-            comment = MF._COMMENT_PREFIX + MF._sha256(members["meta.json"]).encode()
+            comment = MF.COMMENT_PREFIX + MF.sha256(members["meta.json"]).encode()
     if edit_member:
         edit_member(members)
     with zipfile.ZipFile(out, "w") as zf:
@@ -201,7 +202,7 @@ def test_loading_never_unpickles(fitted_series, tmp_path):
     evil = buf.getvalue()
 
     def add(meta):
-        meta["arrays"]["evil"] = {"sha256": MF._sha256(evil), "shape": [1], "dtype": "|O"}
+        meta["arrays"]["evil"] = {"sha256": MF.sha256(evil), "shape": [1], "dtype": "|O"}
 
     def member(members):
         members["arrays/evil.npy"] = evil
@@ -251,7 +252,7 @@ def test_the_exported_decoder_is_the_documented_torch_modules(fitted_series):
     with torch.no_grad():
         ctx = layers["context"](torch.from_numpy(h)).reshape(4, steps, net.CONTEXT_SIZE)
         out = layers["out"](torch.relu(layers["hidden"](ctx))).reshape(4, -1)
-    np.testing.assert_allclose(net._head(h, None)[0], out.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(net.head_forward(h, None)[0], out.numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_torch_state_dict_export_and_import(fitted_series):
@@ -259,7 +260,7 @@ def test_torch_state_dict_export_and_import(fitted_series):
     sd = fitted_series.to_torch_state_dict()
     lstm = torch.nn.LSTM(1, 8, batch_first=True)
     head = {k: v for k, v in sd.items() if k.startswith(("head.", "decoder."))}
-    assert sorted(head) == sorted(fitted_series.net_.DECODER_KEYS)  # head="mlp"
+    assert sorted(head) == sorted(DECODER_KEYS)  # head="mlp"
     lstm.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items() if k not in head})
     x = np.random.default_rng(0).normal(size=(3, 12, 1)).astype(np.float32)
     _, (h, _) = lstm(torch.from_numpy(x))
@@ -284,7 +285,7 @@ def test_torch_state_dict_export_and_import(fitted_series):
 def test_a_decoder_of_other_sizes_loads_from_its_file(tmp_path, monkeypatch):
     """The decoder's context size is saved with the network: a file written with
     other sizes than the current defaults still forecasts the same."""
-    from tsrnn.training import RecurrentNet
+    from tsrnn.network import RecurrentNet
 
     monkeypatch.setattr(RecurrentNet, "CONTEXT_SIZE", 3)
     monkeypatch.setattr(RecurrentNet, "DECODER_SIZE", 5)

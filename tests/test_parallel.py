@@ -9,7 +9,7 @@ from reference import forward_backward
 
 from tsrnn import functional as F
 from tsrnn import parallel
-from tsrnn.training import RecurrentNet
+from tsrnn.network import RecurrentNet
 
 
 @pytest.fixture

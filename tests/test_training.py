@@ -1,4 +1,4 @@
-"""The training step of RecurrentNet: the lean path (one layer, kernels called
+"""The training step of RecurrentNet: the single-layer path (one layer, kernels called
 directly) gives exactly what the general path through F.forward/F.backward gives."""
 
 import warnings
@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from tsrnn import parallel
-from tsrnn.training import RecurrentNet, loss_and_grad
+from tsrnn.losses import loss_and_grad
+from tsrnn.network import RecurrentNet
 
 CELLS = [("lstm", "tanh"), ("gru", "tanh"), ("rnn", "tanh"), ("rnn", "relu")]
 
@@ -34,7 +35,7 @@ def _data(batch=7, steps=9, features=3, dtype=np.float32):
 @pytest.mark.parametrize("cell,nonlin", CELLS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_lean_step_equals_the_general_step(cell, nonlin, dtype, threads, monkeypatch):
+def test_single_layer_step_equals_the_general_step(cell, nonlin, dtype, threads, monkeypatch):
     """Bit for bit, in one shard and with the batch split over two threads (the
     shards' weight gradients added in the same order)."""
     monkeypatch.setattr(parallel, "_num_threads", threads)
@@ -43,9 +44,9 @@ def test_lean_step_equals_the_general_step(cell, nonlin, dtype, threads, monkeyp
     net.params = {k: v.astype(dtype) for k, v in net.params.items()}
     x, fut, y = _data(dtype=dtype)
     pred, grads, ctx = _step(net, x, fut, y)
-    assert isinstance(ctx[0], tuple) and ctx[0][0] == "lean"
+    assert isinstance(ctx[0], tuple) and ctx[0][0] == "single_layer"
     assert len(ctx[0][1]) == threads  # the shards
-    monkeypatch.setattr(RecurrentNet, "_lean_training", lambda *a: False)
+    monkeypatch.setattr(RecurrentNet, "_single_layer_training", lambda *a: False)
     pred_g, grads_g, ctx_g = _step(net, x, fut, y)
     assert isinstance(ctx_g[0], dict)  # F.forward's cache: the general path ran
     np.testing.assert_array_equal(pred, pred_g)

@@ -17,26 +17,9 @@ import pandas as pd
 from sklearn.base import clone
 
 from tsrnn import data as D
+from tsrnn.data.seasons import season_length_for
 
 __all__ = ["BacktestResult", "backtest", "season_length_for"]
-
-_SEASONS = (("min", 60), ("s", 60), ("h", 24), ("B", 5), ("D", 7), ("W", 52),
-            ("M", 12), ("Q", 4), ("Y", 1), ("A", 1))
-
-
-def season_length_for(freq) -> int:
-    """The usual seasonal period for a frequency (monthly 12, hourly 24, daily 7,
-    ...); 1 when there is none or it is unknown (MASE then scales by the naive
-    forecast)."""
-    if freq is None or isinstance(freq, (int, np.integer)):
-        return 1
-    code = getattr(freq, "rule_code", None) or str(freq)
-    code = code.split("-")[0]
-    for prefix, m in _SEASONS:
-        if code == prefix or (code.startswith(prefix) and prefix not in ("s", "B")):
-            return m
-    return 1
-
 
 @dataclass
 class BacktestResult:
@@ -155,15 +138,16 @@ def backtest(estimator, data, horizon=None, n_windows=3, *, step=None, refit=Tru
 def _forecast_block(model, panel, windows, n_drop, levels):
     """Forecasts of one fitted model for the given windows of every series, in one
     batched pass, as one long frame."""
-    values, params = model._scale_history(panel)
-    L, H, nt = model.lookback, model.horizon, model._n_targets
+    route = model.route_
+    values, params = route.scale_history(panel)
+    L, H, nt = route.lookback, route.horizon, route.n_targets
     lengths = panel.lengths()
     which = [(i, w) for i in range(panel.n_series) for w in windows]
     first = np.array([panel.indptr[i] + lengths[i] - n_drop[w] for i, w in which],
                      np.int64)  # row of each window's first forecast step
-    x, _, f = D.gather_windows(values, first - L, L, H, nt, model._net_fut_cols)
-    outs = model._unscale(model._predict_scaled(x, f), [params[i][0] for i, _ in which],
-                          [params[i][1] for i, _ in which], levels, x)
+    x, _, f = D.gather_windows(values, first - L, L, H, nt, route.net_fut_cols)
+    outs = route.forecast_windows(model.net_, x, f, [params[i][0] for i, _ in which],
+                                  [params[i][1] for i, _ in which], levels)
     # One row per (window, step, target), windows in `which` order, targets fastest.
     pos = [a - panel.indptr[i] for a, (i, _) in zip(first, which)]
     ds = panel.index[0][:0].append([panel.index[i][p : p + H]

@@ -101,7 +101,7 @@ def _load_model(path):
 def _model_and_history(a):
     """The model file and the data CSV, restricted to the model's columns."""
     model = _load_model(a.model)
-    target, exog = model._target_names, model._channels[model._n_targets:]
+    target, exog = model.target_names_, model.exog_names_
     df = read_table(a.data, a.time_col)
     return model, _select(df, target, exog, "unique_id" in df.columns)
 
@@ -132,7 +132,7 @@ def cmd_fit(a):
     path = model.save(a.output)
     val = model.validation_loss_curve_
     best = f", best validation loss {min(val):.4g}" if val else ""
-    print(f"fitted {a.cell} on {len(model._ids)} series in {secs:.1f} s: "
+    print(f"fitted {a.cell} on {len(model.series_ids_)} series in {secs:.1f} s: "
           f"{model.n_iter_} epochs (best {model.best_epoch_}){best} -> {path}")
 
 
@@ -146,14 +146,14 @@ def _write_or_print(df, path, **kw):
 
 def cmd_predict(a):
     model, df = _model_and_history(a)
-    if model._future_exog and not a.future:
+    if model.future_exog_ and not a.future:
         raise CLIError(f"this model needs the known future values of "
-                       f"{model._future_exog}: pass --future FILE.csv with the "
+                       f"{model.future_exog_}: pass --future FILE.csv with the "
                        f"{model.horizon} forecast timestamps and those columns.")
     future = read_table(a.future, a.time_col) if a.future else None
     fc = model.predict(df, future=future, level=a.level or None)
-    _write_or_print(fc, a.output, index=model._kind != "long",
-                    index_label="ds" if model._kind != "long" else None)
+    _write_or_print(fc, a.output, index=model.route_.kind != "long",
+                    index_label="ds" if model.route_.kind != "long" else None)
 
 
 def cmd_backtest(a):
@@ -173,8 +173,8 @@ def cmd_backtest(a):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a per-window ConvergenceWarning is noise here
         res = backtest(est, df, n_windows=a.windows, step=a.step, refit=refit,
-                       level=a.level or None, target=model._target_names,
-                       future_exog=model._future_exog or None)
+                       level=a.level or None, target=model.target_names_,
+                       future_exog=model.future_exog_ or None)
     print(res.metrics.to_string(float_format=lambda v: f"{v:.4g}"))
     if a.output:
         res.forecasts.to_csv(a.output, index=False)

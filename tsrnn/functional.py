@@ -31,7 +31,8 @@ from tsrnn import parallel
 from tsrnn.backend import resolve_device
 from tsrnn.kernels import cpu as _cpu
 
-__all__ = ["CELLS", "backward", "forward", "init_params", "param_names", "param_shapes"]
+__all__ = ["CELLS", "backward", "backward_layer", "forward", "init_params", "param_names",
+           "param_shapes", "run_layer"]
 
 #: Number of gate blocks stacked in the weight matrices of each cell.
 CELLS = {"rnn": 1, "lstm": 4, "gru": 3}
@@ -252,20 +253,69 @@ def _host(a):
     return a.copy_to_host() if hasattr(a, "copy_to_host") else a
 
 
-def _run_direction(K, cell, x_tm, p, sfx, h0, c0, lengths, keep, use_relu):
-    """Run one direction of one layer; returns (out, final_h, final_c, kernel cache)."""
-    w_ih, w_hh = p["weight_ih" + sfx], p["weight_hh" + sfx]
-    b_ih, b_hh = p["bias_ih" + sfx], p["bias_hh" + sfx]
-    if cell == "lstm":
-        out, hs, cs, gates, tanh_c = K.lstm_forward(
-            x_tm, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, keep
-        )
-        return out, _host(hs[-1]), _host(cs[-1]), (hs, cs, gates, tanh_c)
-    if cell == "gru":
-        out, hs, gates, hn = K.gru_forward(x_tm, w_ih, w_hh, b_ih, b_hh, h0, lengths, keep)
-        return out, _host(hs[-1]), None, (hs, gates, hn)
-    out, hs = K.rnn_forward(x_tm, w_ih, w_hh, b_ih, b_hh, h0, lengths, keep, use_relu)
+def _run_lstm(K, x_tm, w, h0, c0, lengths, keep, use_relu):
+    out, hs, cs, gates, tanh_c = K.lstm_forward(x_tm, *w, h0, c0, lengths, keep)
+    return out, _host(hs[-1]), _host(cs[-1]), (hs, cs, gates, tanh_c)
+
+
+def _run_gru(K, x_tm, w, h0, c0, lengths, keep, use_relu):
+    out, hs, gates, hn = K.gru_forward(x_tm, *w, h0, lengths, keep)
+    return out, _host(hs[-1]), None, (hs, gates, hn)
+
+
+def _run_rnn(K, x_tm, w, h0, c0, lengths, keep, use_relu):
+    out, hs = K.rnn_forward(x_tm, *w, h0, lengths, keep, use_relu)
     return out, _host(hs[-1]), None, (hs,)
+
+
+def _backward_lstm(K, x_d, w_ih, w_hh, lengths, kcache, dout_d, dh, dc, use_relu,
+                   consume):
+    hs, cs, gates, tanh_c = kcache
+    if not consume and K is _cpu:
+        gates = gates.copy()  # the CPU kernel writes its gradients over the gates
+    return K.lstm_backward(x_d, w_ih, w_hh, lengths, hs, cs, gates, tanh_c, dout_d, dh,
+                           dc)
+
+
+def _backward_gru(K, x_d, w_ih, w_hh, lengths, kcache, dout_d, dh, dc, use_relu,
+                  consume):
+    hs, gates, hn = kcache
+    return (*K.gru_backward(x_d, w_ih, w_hh, lengths, hs, gates, hn, dout_d, dh), None)
+
+
+def _backward_rnn(K, x_d, w_ih, w_hh, lengths, kcache, dout_d, dh, dc, use_relu,
+                  consume):
+    (hs,) = kcache
+    return (*K.rnn_backward(x_d, w_ih, w_hh, lengths, hs, dout_d, dh, use_relu), None)
+
+
+# One direction of one layer, forward and backward, per cell.
+_RUN_LAYER = {"lstm": _run_lstm, "gru": _run_gru, "rnn": _run_rnn}
+_BACKWARD_LAYER = {"lstm": _backward_lstm, "gru": _backward_gru, "rnn": _backward_rnn}
+
+
+def run_layer(cell, x_tm, params, suffix, h0, c0, lengths, keep, use_relu,
+              kernels=_cpu):
+    """One direction of one layer over time-major ``x_tm`` (time, batch, features),
+    without :func:`forward`'s checks (the caller has made the inputs C-contiguous,
+    of the weights' dtype and shapes). ``suffix`` picks the weights ("_l0",
+    "_l1_reverse", ...); ``c0`` is None but for "lstm"; ``keep`` keeps what
+    :func:`backward_layer` needs.
+
+    Returns (out, final h, final c or None, kernel cache)."""
+    w = (params["weight_ih" + suffix], params["weight_hh" + suffix],
+         params["bias_ih" + suffix], params["bias_hh" + suffix])
+    return _RUN_LAYER[cell](kernels, x_tm, w, h0, c0, lengths, keep, use_relu)
+
+
+def backward_layer(cell, x_tm, w_ih, w_hh, lengths, kernel_cache, dout, dh, dc,
+                   use_relu, consume, kernels=_cpu):
+    """BPTT through one direction of one layer, the reverse of :func:`run_layer`
+    (``kernel_cache`` is what it returned): ``(dx, dw_ih, dw_hh, db_ih, db_hh, dh0,
+    dc0)``, ``dc0`` None but for "lstm". The CPU LSTM kernel overwrites the cached
+    gates: it gets a copy unless ``consume`` (the cache is then used up)."""
+    return _BACKWARD_LAYER[cell](kernels, x_tm, w_ih, w_hh, lengths, kernel_cache, dout,
+                                 dh, dc, use_relu, consume)
 
 
 def _forward_stack(K, cell, inp, p, states, lengths, masks, num_layers, dirs, keep,
@@ -281,8 +331,8 @@ def _forward_stack(K, cell, inp, p, states, lengths, masks, num_layers, dirs, ke
             sfx = f"_l{layer}" + ("_reverse" if d else "")
             x_d = _cpu.reverse_padded(inp, lengths) if d else inp
             c0 = states[1][idx] if cell == "lstm" else None
-            out_d, h_last, c_last, kcache = _run_direction(
-                K, cell, x_d, p, sfx, states[0][idx], c0, lengths, keep, use_relu
+            out_d, h_last, c_last, kcache = run_layer(
+                cell, x_d, p, sfx, states[0][idx], c0, lengths, keep, use_relu, K
             )
             h_n[idx] = h_last
             if c_n is not None:
@@ -423,31 +473,12 @@ def forward(
     return out, final, cache
 
 
-def _backward_direction(K, cell, x_d, w_ih, w_hh, lengths, kcache, dout_d, dh, dc,
-                        use_relu, consume):
-    """BPTT through one direction of one layer, the reverse of :func:`_run_direction`
-    (``kcache`` is its kernel cache): ``(dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0)``,
-    ``dc0`` None but for LSTM. The CPU LSTM kernel overwrites the cached gates: it
-    gets a copy unless ``consume``."""
-    if cell == "lstm":
-        hs, cs, gates, tanh_c = kcache
-        if not consume and K is _cpu:
-            gates = gates.copy()
-        return K.lstm_backward(x_d, w_ih, w_hh, lengths, hs, cs, gates, tanh_c, dout_d,
-                               dh, dc)
-    if cell == "gru":
-        hs, gates, hn = kcache
-        return (*K.gru_backward(x_d, w_ih, w_hh, lengths, hs, gates, hn, dout_d, dh), None)
-    (hs,) = kcache
-    return (*K.rnn_backward(x_d, w_ih, w_hh, lengths, hs, dout_d, dh, use_relu), None)
-
-
 def _backward_stack(K, cell, p, layers, lengths, d_layer_out, dstates, num_layers, dirs,
                     H, use_relu, dh0, dc0, consume):
     """BPTT through every layer and direction of one :func:`_forward_stack` run;
     writes the initial-state gradients into ``dh0`` / ``dc0`` and returns ``dx``
     (time-major) and the parameter gradients (``consume``: see
-    :func:`_backward_direction`)."""
+    :func:`backward_layer`)."""
     grads: dict[str, np.ndarray] = {}
     for layer in range(num_layers - 1, -1, -1):
         dir_caches, mask = layers[layer]
@@ -462,9 +493,9 @@ def _backward_stack(K, cell, p, layers, lengths, d_layer_out, dstates, num_layer
             if d:
                 dout_d = _cpu.reverse_padded(dout_d, lengths)
             w_ih, w_hh = p["weight_ih" + sfx], p["weight_hh" + sfx]
-            dx, dw_ih, dw_hh, db_ih, db_hh, dh, dc = _backward_direction(
-                K, cell, x_d, w_ih, w_hh, lengths, kcache, dout_d, dstates[0][idx],
-                dstates[1][idx] if cell == "lstm" else None, use_relu, consume,
+            dx, dw_ih, dw_hh, db_ih, db_hh, dh, dc = backward_layer(
+                cell, x_d, w_ih, w_hh, lengths, kcache, dout_d, dstates[0][idx],
+                dstates[1][idx] if cell == "lstm" else None, use_relu, consume, K,
             )
             if dc is not None:
                 dc0[idx] = dc
@@ -481,10 +512,14 @@ def _backward_stack(K, cell, p, layers, lengths, d_layer_out, dstates, num_layer
 
 
 # ------------------------------------------------------------------------- backward
-def backward(cache: dict[str, Any], dout: np.ndarray, dstate=None):
+def backward(cache: dict[str, Any], dout: np.ndarray, dstate=None, *,
+             consume: bool = False):
     """Backpropagation through time for a :func:`forward` run with ``training=True``.
-    The cache is left as it was: ``backward`` may run again on it (with another
-    ``dout``, e.g. for a Jacobian).
+    The cache is left as it was, so ``backward`` may run again on it (with another
+    ``dout``, e.g. for a Jacobian), unless ``consume``: the cache is then used up
+    (the CPU LSTM kernel writes its gradients over the cached gates instead of a
+    copy) and a second call on it is refused. A training loop that runs each
+    cache's backward once consumes.
 
     Parameters
     ----------
@@ -505,13 +540,6 @@ def backward(cache: dict[str, Any], dout: np.ndarray, dstate=None):
         Gradient with respect to the initial state (what truncated BPTT carries
         back across chunks).
     """
-    return _backward(cache, dout, dstate, consume=False)
-
-
-def _backward(cache, dout, dstate, consume):
-    """:func:`backward`; with ``consume`` the cache is used up (the CPU LSTM kernel
-    writes its gradients over the cached gates, no copy) and a second call on it is
-    refused. The training loop runs each cache's backward once, so it consumes."""
     if not isinstance(cache, dict) or "shards" not in cache:
         raise ValueError(
             "cache must be the cache returned by forward(..., training=True); "

@@ -1,0 +1,44 @@
+"""Time indexes and frequencies as JSON and int64 arrays, for the model file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def encode_index(index: pd.Index) -> tuple[dict, np.ndarray]:
+    """A time index as (JSON-able description, int64 array), for the model file."""
+    if isinstance(index, pd.DatetimeIndex):
+        tz = None if index.tz is None else str(index.tz)
+        return {"kind": "datetime", "unit": index.unit, "tz": tz}, index.asi8.copy()
+    if isinstance(index, pd.PeriodIndex):
+        return {"kind": "period", "freq": index.freqstr}, index.asi8.copy()
+    return {"kind": "int"}, np.asarray(index, dtype=np.int64)
+
+
+def decode_index(info: dict, values: np.ndarray) -> pd.Index:
+    kind = info["kind"]
+    if kind == "datetime":
+        idx = pd.DatetimeIndex(values.astype(np.int64).view(f"M8[{info['unit']}]"))
+        return idx if info["tz"] is None else idx.tz_localize("UTC").tz_convert(info["tz"])
+    if kind == "period":
+        return pd.PeriodIndex.from_ordinals(values.astype(np.int64), freq=info["freq"])
+    if kind == "int":
+        return pd.Index(values.astype(np.int64))
+    raise ValueError(f"unknown index kind {kind!r}")
+
+
+def encode_freq(freq):
+    if freq is None:
+        return None
+    if isinstance(freq, (int, np.integer)):
+        return {"type": "int", "value": int(freq)}
+    return {"type": "offset", "value": freq.freqstr}
+
+
+def decode_freq(info):
+    if info is None:
+        return None
+    if info["type"] == "int":
+        return int(info["value"])
+    return pd.tseries.frequencies.to_offset(info["value"])

@@ -1,0 +1,214 @@
+"""Training orchestration for the estimator: the train/validation split of windows,
+building or reusing the network, the trainer, checkpoints and resuming from them.
+
+The data routes (:mod:`tsrnn.routes`) turn the user's data into windows served by
+index; this module trains on them and keeps what continues a fit (optimizer state,
+random generator, curves) in a :class:`TrainingState`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tsrnn import _warnings
+from tsrnn.backend import resolve_device
+from tsrnn.model_file import read_model_file, write_model_file
+from tsrnn.network import RecurrentNet
+from tsrnn.training import Trainer
+
+# Parameters that may change between a checkpoint and the fit resuming from it.
+RESUMABLE_CHANGES = frozenset({"max_epochs", "verbose", "checkpoint_every",
+                               "checkpoint_path", "patience"})
+
+
+@dataclass
+class TrainingState:
+    """What continues a fit: the curves and early-stopping bookkeeping (``history``,
+    as :meth:`tsrnn.training.Trainer.fit` keeps it), the optimizer's state and the
+    random generator."""
+
+    history: dict | None = None
+    optimizer: dict | None = None
+    rng: np.random.Generator | None = None
+
+
+def held_out_tail(n_per_group, fraction):
+    """Boolean mask over windows numbered group after group: True for the last
+    ``ceil(fraction * n)`` windows of each group of ``n`` (its held-out tail), or
+    none of a group that would keep no training window."""
+    held = np.zeros(int(np.sum(n_per_group)), bool)
+    end = 0
+    for n in n_per_group:
+        end += n
+        n_val = int(np.ceil(fraction * n))
+        if 0 < n_val < n:
+            held[end - n_val : end] = True
+    return held
+
+
+def split_windows(n_per_group, fraction, gap):
+    """Training and validation window numbers: the held-out tail of each group
+    (:func:`held_out_tail`) validates, and the ``gap`` windows just before it train
+    on nothing. Consecutive windows overlap: a window's targets are also targets of
+    the next ``targets - 1`` windows, so without the gap most validation targets
+    would be training targets (validation loss and conformal scores in-sample). The
+    gap shrinks where a short group would keep no training window."""
+    held = held_out_tail(n_per_group, fraction)
+    train = ~held
+    end = 0
+    for n in n_per_group:
+        end += n
+        n_val = int(held[end - n : end].sum())
+        if n_val:
+            g = min(gap, n - n_val - 1)
+            train[end - n_val - g : end - n_val] = False
+    return np.flatnonzero(train), np.flatnonzero(held)
+
+
+def _progress_factory(verbose):
+    if not verbose:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # the bar is optional: say so once, train silently
+        _warnings.warn("verbose=1 needs tqdm (pip install 'tsrnn[progress]').")
+        return None
+    return lambda total: tqdm(total=total, desc="tsrnn fit", unit="epoch", leave=False)
+
+
+def new_rng(random_state):
+    """The training's numpy Generator from ``random_state`` (None, an int, a
+    Generator or a legacy RandomState)."""
+    if isinstance(random_state, np.random.RandomState):
+        random_state = random_state.randint(np.iinfo(np.int32).max)
+    return np.random.default_rng(random_state)
+
+
+def check_same_network(est):
+    """warm_start / partial_fit go on training the fitted network: its shape
+    parameters must not have changed since."""
+    net = est.net_
+    now = {"cell": net.cell, "hidden_size": net.hidden_size,
+           "num_layers": net.num_layers, "bidirectional": net.bidirectional,
+           "head": net.head}
+    changed = [f"{k}={getattr(est, k)!r} (fitted: {v!r})" for k, v in now.items()
+               if getattr(est, k) != v]
+    if changed:
+        raise ValueError(f"warm_start and partial_fit continue the fitted network, "
+                         f"whose shape changed: {', '.join(changed)}. Fit a new "
+                         f"model (warm_start=False) for another network.")
+
+
+def set_history(est, history):
+    """The curves of ``history`` as the estimator's fitted attributes."""
+    est.training_state_.history = history
+    est.loss_curve_ = list(history["loss"])
+    est.validation_loss_curve_ = list(history["val_loss"])
+    est.best_epoch_ = int(history["best_epoch"])
+    est.n_iter_ = len(est.loss_curve_)
+
+
+def train(est, get_batch, n_windows_per_group, n_inputs, n_out, n_future, n_steps,
+          incremental=False, gap=0):
+    """Split windows (last ``validation_fraction`` of each group for validation,
+    ``gap`` windows before it left out: :func:`split_windows`), build or reuse the
+    network, and run the trainer; ``est.route_`` is the fitted data route."""
+    from tsrnn.state import export_state
+
+    prev = getattr(est, "training_state_", None) if hasattr(est, "net_") else None
+    rng = prev.rng if (incremental and prev is not None and prev.rng is not None) \
+        else new_rng(est.random_state)
+    train_idx, val_idx = split_windows(
+        n_windows_per_group, est.validation_fraction if est.early_stopping else 0.0, gap)
+    reuse = (est.warm_start or incremental) and hasattr(est, "net_")
+    resume_best = None
+    if est.checkpoint_path is not None and not incremental:
+        resume_best = resume_from_checkpoint(est)
+        if resume_best is not None:
+            reuse, prev = True, est.training_state_
+            rng = prev.rng
+    if reuse:
+        check_same_network(est)
+    else:
+        est.net_ = RecurrentNet(est.cell, n_inputs, est.hidden_size, est.num_layers,
+                                est.bidirectional, est.dropout, n_out, n_future, rng,
+                                head=est.head, n_steps=n_steps)
+        prev = None
+    state = est.training_state_ = TrainingState(
+        history=None if prev is None else prev.history,
+        optimizer=None if prev is None else prev.optimizer, rng=rng)
+    # Settings that are not the network's shape follow the parameters on a reused
+    # network too (warm_start with another dropout trains with that dropout).
+    est.net_.device = resolve_device(est.device)
+    est.net_.dropout = est.dropout
+    trainer = Trainer(
+        est.net_, get_batch, batch_size=est.batch_size, learning_rate=est.learning_rate,
+        optimizer=est.optimizer, weight_decay=est.weight_decay, clip_norm=est.clip_norm,
+        loss=est.loss, tbptt_steps=est.tbptt_steps, rng=rng,
+        progress=_progress_factory(est.verbose),
+        quantiles=est.route_.quantiles or None,
+    )
+    if state.optimizer is not None:
+        trainer.opt.load_state_dict(state.optimizer)
+    history = state.history
+    epochs = 1 if incremental else est.max_epochs
+    if resume_best is not None:
+        epochs = est.max_epochs - len(history["loss"])
+        if history.get("stopped") or epochs <= 0:
+            est.net_.params.update(resume_best)  # finished run: its best weights
+            return
+    callback = None
+    if est.checkpoint_path is not None:
+        def callback(h, best_params):
+            done = len(h["loss"])
+            if done % est.checkpoint_every and not h["stopped"] \
+                    and done != est.max_epochs:
+                return
+            state.optimizer = trainer.opt.state_dict()
+            set_history(est, h)
+            meta, arrays = export_state(est)
+            arrays.update({f"best/{k}": v for k, v in best_params.items()})
+            write_model_file(est.checkpoint_path, meta, arrays)
+    try:
+        trainer.fit(train_idx, val_idx, max_epochs=epochs,
+                    patience=est.patience if not incremental else 10**9,
+                    history=history, warn=not incremental, best_params=resume_best,
+                    on_epoch_end=callback)
+    finally:
+        # Also after an error (divergence): the model stays usable with its last
+        # finite weights and the curves so far.
+        state.optimizer = trainer.opt.state_dict()
+        set_history(est, trainer.history)
+
+
+def resume_from_checkpoint(est):
+    """Restore weights, optimizer, random generator and curves from
+    ``est.checkpoint_path`` if it exists; returns the best weights so far (None when
+    there is no checkpoint). Refuses a checkpoint of other parameters or data."""
+    from tsrnn.state import import_state, json_params
+
+    path = Path(est.checkpoint_path)
+    if not path.exists():
+        return None
+    meta, arrays = read_model_file(path)
+    mine = json_params(est)
+    diff = sorted(k for k in mine if k not in RESUMABLE_CHANGES
+                  and meta["params"].get(k) != mine[k])
+    if diff:
+        raise ValueError(
+            f"The checkpoint {path} was written with other values of {diff}; delete "
+            "it or pass another checkpoint_path to start afresh."
+        )
+    if not est.route_.same_data(meta["state"], arrays):
+        raise ValueError(f"The checkpoint {path} was made on other data (columns, "
+                         "series or values differ); delete it or pass another "
+                         "checkpoint_path.")
+    net, route, training_state, curves = import_state(meta, arrays, est.get_params())
+    est.net_, est.training_state_ = net, training_state
+    est.route_ = route
+    for k, v in curves.items():
+        setattr(est, k, v)
+    return {k[5:]: v for k, v in arrays.items() if k.startswith("best/")}

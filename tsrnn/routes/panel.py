@@ -1,0 +1,430 @@
+"""The pandas route: a Series, a wide frame or a long frame in, forecasts indexed by
+future timestamps out.
+
+At fit the data is packed once (:func:`tsrnn.data.pack`), scaled per series, and
+served to training as windows by index. What a forecast needs afterwards lives
+here: the columns, the scaler of every series, the last ``lookback`` rows of each
+series, the baseline lag, window scaling, the calendar cycles and the conformal
+scores.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from tsrnn import data as D
+from tsrnn import intervals as I
+
+#: Floor of a window's scale, in (per-series standardised) units: a flat window must
+#: not turn noise into huge inputs.
+MIN_WINDOW_SCALE = 0.05
+
+
+class PanelRoute:
+    """Fitted state and forecasting of a model fitted on pandas data.
+
+    Attributes
+    ----------
+    lookback, horizon : int
+    strategy : {"direct", "recursive"}
+    scaler : str or None
+        Fits a new series' scaling at predict.
+    quantiles : list of float
+    channels : list
+        Network input columns of the data, targets first, then exogenous.
+    n_targets : int
+    target_names, future_exog : list
+    kind : {"series", "wide", "long"}
+    freq : pandas offset, int or None
+    ids : list
+        Series ids (``[None]`` for a Series or a wide frame).
+    series_name : name of a fitted Series, or None
+    scaler_params : dict of id to (loc, scale) arrays of shape (channels,)
+    tails : list of (raw values (lookback, channels), time index) per series
+    fut_cols : int array
+        Channels whose future is known (``future_exog``).
+    season : int
+        Lag of the naive baseline (0: last value).
+    window_scaling : bool
+    calendar : list of str
+    conformal_scores : ndarray of shape (n, horizon, targets) or None
+    conformal_per_window : bool
+        Whether the scores are in units of each window's scale.
+    """
+
+    kind_name = "pandas"
+
+    def __init__(self, *, lookback, horizon, strategy, scaler, quantiles):
+        self.lookback, self.horizon = int(lookback), int(horizon)
+        self.strategy, self.scaler = strategy, scaler
+        self.quantiles = list(quantiles)
+        self.season, self.window_scaling, self.calendar = 0, False, []
+        self.conformal_scores, self.conformal_per_window = None, False
+
+    @property
+    def n_quantiles(self) -> int:
+        return max(len(self.quantiles), 1)
+
+    @property
+    def exog_names(self) -> list:
+        return self.channels[self.n_targets :]
+
+    @property
+    def net_fut_cols(self) -> np.ndarray:
+        """Columns of the network's input that are known in the future: the
+        future_exog columns, then the calendar columns (appended after the data)."""
+        C = len(self.channels)
+        return np.concatenate([np.asarray(self.fut_cols, np.int64),
+                               np.arange(C, C + 2 * len(self.calendar), dtype=np.int64)])
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, est, X, target, future_exog, incremental, previous):
+        """Pack and scale ``X``, set this route's state and train ``est.net_`` on its
+        windows (:func:`tsrnn.fitting.train`); ``previous`` is the route of the fit
+        being continued (partial_fit), whose baseline lag, window scaling and
+        calendar are kept."""
+        from tsrnn.fitting import train
+        from tsrnn.state import object_array
+
+        panel = D.pack(X, target=target, freq=est.freq, missing=est.missing)
+        future_exog = D.as_list(future_exog)
+        for c in future_exog:
+            if c not in panel.channels[panel.n_targets :]:
+                raise ValueError(
+                    f"future_exog column {c!r} is not an exogenous column of X "
+                    f"(exogenous columns: {panel.channels[panel.n_targets:]})."
+                )
+        unknown = [c for c in panel.channels[panel.n_targets :] if c not in future_exog]
+        if self.strategy == "recursive" and unknown:
+            raise ValueError(
+                f"strategy='recursive' feeds forecasts back, so it needs the future of "
+                f"every exogenous column; {unknown} are not in future_exog. List them in "
+                "future_exog or use strategy='direct'."
+            )
+        D.check_min_length(panel, self.lookback + self.horizon,
+                           f"lookback + horizon = {self.lookback} + {self.horizon}")
+        if previous is not None and (not isinstance(previous, PanelRoute)
+                                     or panel.channels != previous.channels):
+            raise ValueError("partial_fit got other columns than the first fit.")
+        loc, scale = D.fit_scaler(panel.values, panel.indptr, self.scaler)
+        values = D.scale_values(panel.values, panel.indptr, loc, scale)
+        bad = ~np.isfinite(values).all(axis=1) if est.missing == "skip" else None
+        if bad is not None:
+            values[bad] = 0.0  # never read: windows touching these rows are dropped
+        out_steps = 1 if self.strategy == "recursive" else self.horizon
+        starts, series = D.window_starts(panel.indptr, self.lookback, out_steps, bad)
+        if starts.size == 0:
+            raise ValueError("No complete window without missing values in X.")
+        per_series = np.bincount(series, minlength=panel.n_series)
+        # The network forecasts the change from a naive baseline (in scaled units):
+        # the last observed value, or the value one season earlier when that is the
+        # better naive forecast on this data. This keeps trending and seasonal
+        # series sane with little data.
+        self.n_targets = nt = panel.n_targets
+        if previous is None:
+            self.season = D.choose_season(
+                values, panel, out_steps, bad, baseline=est.baseline,
+                season_length=est.season_length, lookback=self.lookback)
+            self.window_scaling = bool(est.window_scaling)
+            self.calendar = D.choose_calendar(est.calendar, panel, self.lookback)
+        else:
+            self.season, self.window_scaling = previous.season, previous.window_scaling
+            self.calendar = previous.calendar
+        self.channels = list(panel.channels)
+        self.fut_cols = np.array([panel.channels.index(c) for c in future_exog], np.int64)
+        values = self.with_calendar(values, panel.index)
+        net_fut_cols = self.net_fut_cols
+        lookback, season, ws = self.lookback, self.season, self.window_scaling
+
+        def get_batch(idx):
+            x, yw, f = D.training_batch(values, starts[idx], lookback, out_steps, nt,
+                                        net_fut_cols, season, MIN_WINDOW_SCALE, ws)
+            return x, yw.reshape(len(idx), -1), f.reshape(len(idx), -1)
+
+        self.target_names = list(panel.target_names)
+        self.future_exog = list(future_exog)
+        self.kind, self.freq, self.ids = panel.kind, panel.freq, list(panel.ids)
+        self.scaler_params = {uid: (loc[i], scale[i]) for i, uid in enumerate(panel.ids)}
+        self.series_name = X.name if isinstance(X, pd.Series) else None
+        # The tail of each series is all predict() needs.
+        self.tails = [
+            (panel.values[panel.indptr[i + 1] - lookback : panel.indptr[i + 1]],
+             panel.index[i][-lookback:])
+            for i in range(panel.n_series)
+        ]
+        est.n_features_in_ = len(panel.channels)
+        est.feature_names_in_ = object_array(panel.channels)
+        est.route_ = self
+        train(est, get_batch, per_series, values.shape[1],
+              out_steps * nt * self.n_quantiles, out_steps * len(net_fut_cols), out_steps,
+              incremental=incremental, gap=self.horizon - 1)
+        # Conformal scores from the held-out (validation) windows, for predict(level=).
+        self.conformal_scores = None
+        if est.early_stopping:
+            from tsrnn.fitting import held_out_tail
+
+            cal_starts, cal_counts = starts, per_series
+            if out_steps != self.horizon:  # recursive: scored over the whole horizon
+                cal_starts, cal_series = D.window_starts(panel.indptr, lookback,
+                                                         self.horizon, bad)
+                cal_counts = np.bincount(cal_series, minlength=panel.n_series)
+            cal_starts = cal_starts[held_out_tail(cal_counts, est.validation_fraction)]
+            if cal_starts.size:
+                self.set_conformal_scores(est.net_, values, cal_starts)
+
+    def same_data(self, state, arrays) -> bool:
+        """Whether a checkpoint's saved state was made on this route's data."""
+        from tsrnn.state import plain
+
+        return bool(
+            state["mode"] == self.kind_name
+            and state.get("channels") == [plain(c) for c in self.channels]
+            and state.get("ids") == [plain(u) for u in self.ids]
+            and np.array_equal(arrays["scaler_loc"],
+                               np.stack([self.scaler_params[u][0] for u in self.ids]))
+            and np.array_equal(arrays["scaler_scale"],
+                               np.stack([self.scaler_params[u][1] for u in self.ids])))
+
+    def with_calendar(self, values, indexes):
+        """Scaled (rows, channels) values of series with these indexes, with the
+        calendar columns appended (unchanged without calendar cycles)."""
+        if not self.calendar:
+            return values
+        return np.hstack([values, D.stacked_calendar_values(indexes, self.calendar,
+                                                            values.dtype)])
+
+    # -------------------------------------------------------- conformal scores
+    def set_conformal_scores(self, net, values, starts):
+        """|actual - point forecast| of the windows starting at ``starts`` (at most
+        :data:`tsrnn.intervals.MAX_CONFORMAL_WINDOWS`, evenly spread), in scaled
+        units, batched; with window scaling, in units of each window's scale."""
+        self.conformal_per_window = self.window_scaling
+        starts = I.spread_sample(starts)
+        out = []
+        rows = net.inference_rows(self.lookback)
+        for lo in range(0, starts.size, rows):
+            x, y, f = D.gather_windows(values, starts[lo : lo + rows], self.lookback,
+                                       self.horizon, self.n_targets, self.net_fut_cols)
+            point = I.point_forecast(self.predict_scaled(net, x, f), self.quantiles)
+            out.append(np.abs(y.astype(np.float64) - point) / self.interval_scale(x))
+        self.conformal_scores = np.concatenate(out)
+
+    def interval_scale(self, x):
+        return I.interval_scale(x, self.n_targets, self.conformal_per_window,
+                                MIN_WINDOW_SCALE)
+
+    def calibrate(self, net, X, n_windows):
+        """Recompute the conformal scores from held-out history ``X``."""
+        panel = self.pack_history(X)
+        values, _ = self.scale_history(panel)
+        starts, series = D.window_starts(panel.indptr, self.lookback, self.horizon)
+        if n_windows is not None:
+            keep = np.concatenate([np.flatnonzero(series == i)[-n_windows:]
+                                   for i in range(panel.n_series)])
+            starts = starts[keep]
+        if starts.size == 0:
+            raise ValueError(f"X has no complete window of lookback + horizon = "
+                             f"{self.lookback + self.horizon} rows to calibrate on.")
+        self.set_conformal_scores(net, values, starts)
+
+    # ----------------------------------------------------------------- history
+    def pack_history(self, X):
+        """New history ``X`` packed with the fitted columns."""
+        panel = D.pack(X, target=self.target_names, exog=self.exog_names, freq=self.freq,
+                       missing="raise")
+        if list(panel.channels) != self.channels:
+            raise ValueError(f"X has columns {panel.channels}; the model was fitted on "
+                             f"{self.channels}.")
+        return panel
+
+    def history_scaling(self, panel, keep_unnamed_scaling):
+        """Each series' (loc, scale): a series seen in fit keeps its fitted scaling,
+        a new one is scaled on the history given. A single unnamed series keeps the
+        fitted scaling only with ``keep_unnamed_scaling`` (backtests and calibration
+        run on the training series; ``predict(X)`` takes X as another series)."""
+        loc, scale = D.fit_scaler(panel.values, panel.indptr, self.scaler)
+        return [self.scaler_params.get(u, (loc[i], scale[i]))
+                if (u is not None or keep_unnamed_scaling) else (loc[i], scale[i])
+                for i, u in enumerate(panel.ids)]
+
+    def scale_history(self, panel):
+        """A packed panel scaled for forecasting from any of its windows (fitted
+        scaling kept for every seen series): (scaled values, per-series params)."""
+        params = self.history_scaling(panel, keep_unnamed_scaling=True)
+        loc = np.stack([p[0] for p in params])
+        scale = np.stack([p[1] for p in params])
+        values = D.scale_values(panel.values, panel.indptr, loc, scale)
+        return self.with_calendar(values, panel.index), params
+
+    def history_tails(self, X):
+        """(tails, ids, scaling) of the series to forecast: the fitted ones, or
+        those of new history ``X``."""
+        if X is None:
+            return self.tails, self.ids, [self.scaler_params[i] for i in self.ids]
+        panel = self.pack_history(X)
+        params = self.history_scaling(panel, keep_unnamed_scaling=False)
+        D.check_min_length(panel, self.lookback, "the lookback predict needs")
+        tails = [(panel.values[end - self.lookback : end], idx[-self.lookback :])
+                 for end, idx in zip(panel.indptr[1:], panel.index)]
+        return tails, list(panel.ids), params
+
+    # ---------------------------------------------------------------- forecast
+    def predict(self, net, X, future, level):
+        levels = I.check_levels(level, self.conformal_scores)
+        tails, ids, params = self.history_tails(X)
+        return self.forecast(net, tails, ids, params, future, levels)
+
+    def future_block(self, future, uid, fidx):
+        """(horizon, k) known future values for one series, validated."""
+        k = len(self.future_exog)
+        if k == 0:
+            return np.zeros((self.horizon, 0))
+        who = "" if uid is None else f" for series {uid!r}"
+        if future is None:
+            raise ValueError(
+                f"This model uses known future values of {self.future_exog}: pass "
+                f"future= with {self.horizon} rows{who}, indexed by {list(fidx[:2])}..."
+            )
+        if not isinstance(future, pd.DataFrame):
+            raise TypeError("future must be a pandas DataFrame.")
+        missing_cols = [c for c in self.future_exog if c not in future.columns]
+        if missing_cols:
+            raise ValueError(f"future is missing the column(s) {missing_cols}.")
+        if uid is not None and "unique_id" in future.columns:
+            f = future[future["unique_id"] == uid].set_index("ds")
+        else:
+            f = future
+        try:
+            block = f.loc[fidx, self.future_exog]
+        except KeyError:
+            raise ValueError(
+                f"future must hold the {self.horizon} forecast timestamps{who}: "
+                f"{fidx[0]} .. {fidx[-1]}."
+            ) from None
+        v = block.to_numpy(dtype=np.float64)
+        if v.shape[0] != self.horizon or not np.isfinite(v).all():
+            raise ValueError(f"future{who} must have {self.horizon} finite rows at "
+                             f"{fidx[0]} .. {fidx[-1]}.")
+        return v
+
+    def network_windows(self, x, steps):
+        """(xin, base, scale) of windows ``x`` for ``steps`` forecast steps: the
+        network's input, the naive baseline and the unit of the network's output
+        (:func:`tsrnn.data.network_windows`, which training uses too)."""
+        return D.network_windows(np.ascontiguousarray(x), self.n_targets, steps,
+                                 self.season, MIN_WINDOW_SCALE, self.window_scaling)
+
+    def predict_scaled(self, net, xs, futs):
+        """Forecasts in scaled units from windows ``xs`` (n, lookback, channels) and
+        known futures ``futs`` (n, horizon, k): (n, horizon, targets, Q), Q = 1
+        without quantiles. Batched forwards over many windows (direct) or per step
+        (recursive)."""
+        nt, H, Q = self.n_targets, self.horizon, self.n_quantiles
+        n = len(xs)
+        if self.strategy == "direct":
+            pred = np.empty((n, H * nt * Q), np.float32)
+            flat = futs.reshape(n, -1)
+            xin, base, scale = self.network_windows(xs, H)
+            rows = net.inference_rows(xs.shape[1])
+            for lo in range(0, n, rows):
+                pred[lo : lo + rows], _ = net.forward(
+                    np.ascontiguousarray(xin[lo : lo + rows]), flat[lo : lo + rows])
+            pred = pred.reshape(n, H, nt, Q)
+            pred *= scale[..., None]
+            pred += base[..., None]
+            return np.sort(pred, axis=-1) if Q > 1 else pred
+        pred = np.empty((n, H, nt, 1), np.float32)
+        window = np.array(xs, dtype=np.float32)
+        fut_cols = self.net_fut_cols
+        for h in range(H):
+            xin, base, scale = self.network_windows(window, 1)
+            p, _ = net.forward(xin, futs[:, h, :])
+            step = p.reshape(n, nt) * scale[:, 0] + base[:, 0]
+            pred[:, h, :, 0] = step
+            nxt = np.empty((n, 1, window.shape[2]), np.float32)
+            nxt[:, 0, :nt] = step
+            if futs.shape[2]:
+                nxt[:, 0, fut_cols] = futs[:, h, :]
+            window = np.concatenate([window[:, 1:], nxt], axis=1)
+        return pred
+
+    def unscale(self, pred4, locs, scales, levels=(), x=None):
+        """Scaled (n, H, targets, Q) -> dict of original-unit (n, H, targets) arrays:
+        "point", one per quantile (q<level>) and lo/hi per conformal level (``x``:
+        the scaled windows forecast from, needed for ``levels``)."""
+        nt = self.n_targets
+        loc = np.asarray(locs)[:, None, :nt]
+        scale = np.asarray(scales)[:, None, :nt]
+        point = I.point_forecast(pred4, self.quantiles)
+        out = {"": point * scale + loc}
+        for j, q in enumerate(self.quantiles):
+            out[f"_q{q:g}"] = pred4[..., j].astype(np.float64) * scale + loc
+        for lv in levels:
+            # (H, targets) in score units -> (n, H, targets) scaled units
+            half = I.conformal_halfwidth(self.conformal_scores, lv) * self.interval_scale(x)
+            out[f"_lo_{lv:g}"] = (point - half) * scale + loc
+            out[f"_hi_{lv:g}"] = (point + half) * scale + loc
+        for v in out.values():
+            check_finite_forecast(v)
+        return out
+
+    def forecast_windows(self, net, x, f, locs, scales, levels):
+        """Original-unit forecasts (see :meth:`unscale`) from scaled windows ``x``
+        and known futures ``f`` of series scaled by ``locs``/``scales``."""
+        return self.unscale(self.predict_scaled(net, x, f), locs, scales, levels, x)
+
+    def forecast(self, net, tails, ids, params, future, levels=()):
+        H = self.horizon
+        n = len(tails)
+        C, cal = len(self.channels), self.calendar
+        xs = np.empty((n, self.lookback, C + 2 * len(cal)), np.float32)
+        fidxs = D.future_indexes([idx for _, idx in tails], self.freq, H)
+        locs = np.stack([p[0] for p in params])[:, None, :]  # (n, 1, C)
+        scales = np.stack([p[1] for p in params])[:, None, :]
+        xs[:, :, :C] = (np.stack([raw for raw, _ in tails]) - locs) / scales
+        futs = np.zeros((n, H, 0), np.float32)
+        if self.future_exog:  # known future inputs: looked up and scaled per series
+            futs = np.asarray([
+                (self.future_block(future, ids[i], fidxs[i]) - loc[self.fut_cols])
+                / scale[self.fut_cols] for i, (loc, scale) in enumerate(params)
+            ], np.float32).reshape(n, H, -1)
+        if cal:  # the calendar columns come after the data, as in fit
+            xs[:, :, C:] = D.stacked_calendar_values(
+                [idx for _, idx in tails], cal).reshape(n, self.lookback, -1)
+            futs = np.concatenate([futs, D.stacked_calendar_values(fidxs, cal).reshape(
+                n, H, -1)], axis=2)
+        outs = self.forecast_windows(net, xs, futs, [p[0] for p in params],
+                                     [p[1] for p in params], levels)
+        return self.as_frame(outs, ids, fidxs)
+
+    def point_names(self):
+        if self.kind == "long":
+            return [f"{t}_pred" for t in self.target_names]
+        if self.kind == "series" and self.series_name is not None:
+            return [self.series_name]
+        return list(self.target_names)
+
+    def as_frame(self, outs, ids, fidxs):
+        """Forecast arrays -> the pandas result (wide by time, or long)."""
+        names = self.point_names()
+        if self.kind != "long":
+            cols = {f"{nm}{sfx}": outs[sfx][0, :, k] for k, nm in enumerate(names)
+                    for sfx in outs}
+            return pd.DataFrame(cols, index=fidxs[0])
+        H = self.horizon
+        uid = pd.Series(ids).repeat(H).reset_index(drop=True)  # keeps the ids' dtype
+        frame = pd.DataFrame({"unique_id": uid, "ds": fidxs.stacked})
+        for k, nm in enumerate(names):
+            for sfx, arr in outs.items():
+                frame[f"{nm}{sfx}"] = arr[:, :, k].ravel()
+        return frame
+
+
+def check_finite_forecast(pred):
+    if not np.isfinite(pred).all():
+        raise FloatingPointError(
+            "The forecast is not finite (the network diverged or the input holds "
+            "extreme values); refusing to return NaN/inf. Refit with a lower "
+            "learning_rate or check the input."
+        )

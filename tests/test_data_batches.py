@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tsrnn import data as D
-from tsrnn.routes.panel import MIN_WINDOW_SCALE
+from tsrnn._config import MIN_WINDOW_SCALE
 
 FLOOR = MIN_WINDOW_SCALE
 

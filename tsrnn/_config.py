@@ -1,4 +1,5 @@
-"""Global knobs of the compiled kernels, in one place.
+"""Every tunable constant of tsrnn, in one place. Importing this module reads the
+environment and changes nothing else.
 
 Environment variables (read once at import):
 
@@ -22,6 +23,8 @@ Environment variables (read once at import):
 ``TSRNN_CUDA_THREADS``
     Threads per block of the CUDA kernels (tests patch this small so that tiny inputs
     run on several blocks).
+``TSRNN_KEEP_FREED_MEMORY``
+    ``0`` leaves glibc's allocator as it is (see :func:`keep_freed_memory`).
 """
 
 import os
@@ -38,16 +41,45 @@ SHARD_MIN_WORK = int(os.environ.get("TSRNN_SHARD_MIN_WORK", "4096"))
 #: so that a diverging run is seen, not hidden.
 JIT_OPTIONS = dict(cache=True, nogil=True, error_model="numpy")
 
+# ------------------------------------------------------------------- forecasting
+#: Floor of an input window's scale with window scaling, in the scaler's units: a
+#: flat window must not turn noise into huge inputs.
+MIN_WINDOW_SCALE = 0.05
+#: Most held-out windows kept as conformal scores: quantiles need a few thousand at
+#: most; more would only grow the model (and its file) with the data.
+MAX_CONFORMAL_WINDOWS = 5000
+#: The "mlp" head: context values per forecast step cut from the final state, and
+#: hidden ReLU units of the decoder shared by the steps.
+DECODER_CONTEXT_SIZE = 8
+DECODER_HIDDEN_SIZE = 32
 
-def _keep_freed_memory() -> None:
+# -------------------------------------------------------------------- model file
+#: Largest ``meta.json`` a model file may hold (names, ids and curves, not arrays).
+MAX_META_BYTES = 64 << 20
+#: Deepest nesting of lists and objects accepted in ``meta.json``.
+MAX_JSON_DEPTH = 32
+#: Largest total of array bytes a model file may hold.
+MAX_ARRAY_BYTES = 8 << 30
+#: Most recurrent layers a model file may declare.
+MAX_LAYERS = 64
+
+_allocator_tuned = False
+
+
+def keep_freed_memory() -> None:
     """Ask glibc to serve large blocks from its heap and keep freed memory.
 
     Each training step allocates and frees activation buffers of a few MB. By default
     glibc returns such blocks to the OS with munmap, so every step page-faults them in
     again: measured here, 4,800 faults and 60% of an LSTM forward pass (B=256, H=32).
     With a 256 MB mmap threshold and a 512 MB trim threshold those buffers are reused.
-    Set ``TSRNN_KEEP_FREED_MEMORY=0`` to leave the allocator alone.
+    Set ``TSRNN_KEEP_FREED_MEMORY=0`` to leave the allocator alone. Called by the
+    first forward pass or training run, once; not at import.
     """
+    global _allocator_tuned
+    if _allocator_tuned:
+        return
+    _allocator_tuned = True
     if os.environ.get("TSRNN_KEEP_FREED_MEMORY", "1") == "0":
         return
     import sys
@@ -64,5 +96,3 @@ def _keep_freed_memory() -> None:
     except (OSError, AttributeError):  # not glibc (musl, ...): nothing to tune
         pass
 
-
-_keep_freed_memory()

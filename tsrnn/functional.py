@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from tsrnn import parallel
+from tsrnn._config import keep_freed_memory
 from tsrnn.backend import resolve_device
 from tsrnn.kernels import cpu as _cpu
 
@@ -397,6 +398,7 @@ def forward(
         Opaque; pass it to :func:`backward`.
     """
     _check_cell(cell)
+    keep_freed_memory()
     device = resolve_device(device)
     K = _kernels(device)
     if nonlinearity not in _NONLINEARITIES:

@@ -15,10 +15,7 @@ import numpy as np
 
 from tsrnn import _warnings
 from tsrnn import data as D
-
-#: Conformal quantiles need a few thousand scores at most; more would only grow the
-#: model (and its file) with the data.
-MAX_CONFORMAL_WINDOWS = 5000
+from tsrnn._config import MAX_CONFORMAL_WINDOWS
 
 
 def check_levels(level, scores) -> list[float]:
@@ -68,7 +65,8 @@ def point_forecast(pred4, quantiles):
 
 
 def spread_sample(starts):
-    """At most :data:`MAX_CONFORMAL_WINDOWS` of the window ``starts``, evenly spread."""
+    """At most :data:`tsrnn._config.MAX_CONFORMAL_WINDOWS` of the window ``starts``,
+    evenly spread."""
     if starts.size > MAX_CONFORMAL_WINDOWS:
         pick = np.linspace(0, starts.size - 1, MAX_CONFORMAL_WINDOWS)
         starts = starts[np.round(pick).astype(np.int64)]

@@ -48,18 +48,14 @@ from pathlib import Path
 
 import numpy as np
 
+from tsrnn._config import MAX_ARRAY_BYTES, MAX_JSON_DEPTH, MAX_META_BYTES
+
 FORMAT_NAME = "tsrnn-model"
 FORMAT_VERSION = 1
 META_NAME = "meta.json"
 COMMENT_PREFIX = b"tsrnn-meta-sha256:"
 #: numpy dtype kinds an array in a model file may have (no object arrays, ever).
 ALLOWED_KINDS = frozenset("biuf")
-#: Largest ``meta.json`` accepted (it holds names, ids and curves, not arrays).
-MAX_META_BYTES = 64 << 20
-#: Deepest nesting of lists and objects accepted in ``meta.json``.
-MAX_JSON_DEPTH = 32
-#: Largest total of array bytes accepted (a model's weights, tails and scores).
-MAX_ARRAY_BYTES = 8 << 30
 _TMP_SUFFIX = ".tsrnn-tmp"
 
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from tsrnn import functional as F
 from tsrnn import parallel
+from tsrnn._config import DECODER_CONTEXT_SIZE, DECODER_HIDDEN_SIZE
 from tsrnn.heads import DECODER_KEYS, HEADS, init_linear
 from tsrnn.kernels import cpu as _cpu
 from tsrnn.losses import loss_and_grad
@@ -31,10 +32,9 @@ class RecurrentNet:
     compiled kernels directly, skipping :func:`tsrnn.functional.forward`'s checks,
     closures and the per-step outputs the head never reads."""
 
-    # Decoder sizes ("mlp" head): a context vector per forecast step, cut from the
-    # final state, and one hidden ReLU layer (neuralforecast's LSTM decoder, smaller).
-    CONTEXT_SIZE = 8
-    DECODER_SIZE = 32
+    # Decoder sizes of the "mlp" head (tsrnn._config).
+    CONTEXT_SIZE = DECODER_CONTEXT_SIZE
+    DECODER_SIZE = DECODER_HIDDEN_SIZE
 
     def __init__(self, cell, n_inputs, hidden_size, num_layers, bidirectional, dropout,
                  n_out, n_future, rng, dtype=np.float32, nonlinearity="tanh",

@@ -47,6 +47,7 @@ import numbers
 import numpy as np
 
 from tsrnn import data as D
+from tsrnn._config import MAX_LAYERS
 from tsrnn.fitting import TrainingState
 from tsrnn.network import RecurrentNet
 from tsrnn.routes import ArrayRoute, PanelRoute
@@ -227,8 +228,6 @@ def import_state(meta, arrays, params):
 
 
 # --------------------------------------------------------------------- validation
-#: Most layers a model file may declare (each needs its weight arrays anyway).
-MAX_LAYERS = 64
 _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 _CURVE_KEYS = ("loss_curve", "validation_loss_curve")
 

@@ -12,6 +12,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from tsrnn import _warnings, parallel
+from tsrnn._config import keep_freed_memory
 from tsrnn.kernels import cpu as _cpu
 from tsrnn.losses import loss_and_grad
 from tsrnn.network import RecurrentNet
@@ -109,6 +110,7 @@ class Trainer:
         ``on_epoch_end(history, best_params)`` runs after every epoch. The live
         history is also ``self.history``, so a caller still has it after an error.
         """
+        keep_freed_memory()
         h = history or {"loss": [], "val_loss": [], "best": np.inf, "best_epoch": 0,
                         "stale": 0}
         h.setdefault("stale", 0)

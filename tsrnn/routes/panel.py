@@ -15,10 +15,7 @@ import pandas as pd
 
 from tsrnn import data as D
 from tsrnn import intervals as I
-
-#: Floor of a window's scale, in (per-series standardised) units: a flat window must
-#: not turn noise into huge inputs.
-MIN_WINDOW_SCALE = 0.05
+from tsrnn._config import MIN_WINDOW_SCALE
 
 
 class PanelRoute:
@@ -197,7 +194,7 @@ class PanelRoute:
     # -------------------------------------------------------- conformal scores
     def set_conformal_scores(self, net, values, starts):
         """|actual - point forecast| of the windows starting at ``starts`` (at most
-        :data:`tsrnn.intervals.MAX_CONFORMAL_WINDOWS`, evenly spread), in scaled
+        :data:`tsrnn._config.MAX_CONFORMAL_WINDOWS`, evenly spread), in scaled
         units, batched; with window scaling, in units of each window's scale."""
         self.conformal_per_window = self.window_scaling
         starts = I.spread_sample(starts)

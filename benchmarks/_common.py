@@ -11,6 +11,35 @@ import time
 import numpy as np
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
+# Load average when the benchmark started (this module is imported first thing).
+_LOAD_AT_START = os.getloadavg() if hasattr(os, "getloadavg") else None
+
+
+def _git_commit() -> str:
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here,
+                             capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=here, capture_output=True, text=True).stdout.strip()
+        return rev + (" (with uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def provenance() -> str:
+    """Date, commit, command and load averages (1, 5, 15 min) before and after: the
+    header of every results file."""
+    def load(v):
+        return "n/a" if v is None else " / ".join(f"{x:.2f}" for x in v)
+
+    after = os.getloadavg() if hasattr(os, "getloadavg") else None
+    cmd = " ".join(["python", *sys.argv])
+    return (f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  \n"
+            f"Commit: {_git_commit()}  \n"
+            f"Command: `{cmd}`  \n"
+            f"Load average before / after: {load(_LOAD_AT_START)} ; {load(after)}  \n"
+            f"Machine: {machine_line()}")
 
 
 def median_time(fn, repeat: int = 3, warmup: int = 1) -> float:
@@ -46,7 +75,7 @@ def machine_line() -> str:
 def write_table(name: str, title: str, header: list[str], rows: list[list], notes: str):
     os.makedirs(RESULTS, exist_ok=True)
     path = os.path.join(RESULTS, name)
-    lines = [f"# {title}", "", notes.strip(), "",
+    lines = [f"# {title}", "", provenance(), "", notes.strip(), "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         lines.append("| " + " | ".join(str(c) for c in r) + " |")

@@ -249,8 +249,8 @@ def test_validation_windows_share_no_target_with_training_windows(sizes, fractio
     no training window may forecast a row that a validation window forecasts, unless
     the group is too short to keep any training window otherwise (then the gap
     shrinks and one training window stays)."""
-    from tsrnn.fitting import held_out_tail as _held_out_tail
-    from tsrnn.fitting import split_windows as _split_windows
+    from tsrnn.data import held_out_tail as _held_out_tail
+    from tsrnn.data import split_windows as _split_windows
 
     train, val = _split_windows(sizes, fraction, targets - 1)
     np.testing.assert_array_equal(val, np.flatnonzero(_held_out_tail(sizes, fraction)))

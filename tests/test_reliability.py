@@ -9,6 +9,7 @@ import time
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
@@ -58,6 +59,21 @@ def test_checkpoint_resume_equals_an_uninterrupted_run(tmp_path):
     assert again.loss_curve_ == full.loss_curve_ and _same_weights(again, full)
     # the checkpoint is a model file like any other (holding the last weights)
     assert np.isfinite(TSRNNRegressor.load(ck).predict().to_numpy()).all()
+
+
+def test_a_resumed_fit_has_the_intervals_of_an_uninterrupted_one(tmp_path):
+    """Conformal scores come from the trained network after a resume too (and after
+    a finished checkpoint that is not run again)."""
+    y = load_air_passengers()
+    kw = dict(lookback=12, horizon=3, hidden_size=8, max_epochs=6, patience=100,
+              random_state=0)
+    ck = tmp_path / "ck.tsrnn"
+    full = TSRNNRegressor(**kw).fit(y).predict(level=[80])
+    TSRNNRegressor(**{**kw, "max_epochs": 2}, checkpoint_path=ck).fit(y)
+    resumed = TSRNNRegressor(**kw, checkpoint_path=ck).fit(y)
+    pd.testing.assert_frame_equal(resumed.predict(level=[80]), full)
+    again = TSRNNRegressor(**kw, checkpoint_path=ck).fit(y)
+    pd.testing.assert_frame_equal(again.predict(level=[80]), full)
 
 
 def test_checkpoint_of_other_parameters_or_data_is_refused(tmp_path):

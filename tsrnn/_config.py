@@ -8,9 +8,7 @@ Environment variables (read once at import):
     loop inside the kernel; above it, by BLAS. Small products are dominated by the
     BLAS call overhead (about a microsecond), large ones by arithmetic. Since the
     kernels call gemm directly, accumulating in place (:mod:`tsrnn.kernels.cpu.blas`),
-    BLAS wins from 4096 (forward + backward at batch 32, hidden 16, one BLAS
-    thread: RNN 1.9x and GRU 1.4x faster than with the old 32768; other shapes
-    unchanged). The value is compiled into the kernels as a constant and numba's
+    BLAS wins from about 4096. The value is compiled into the kernels as a constant and numba's
     disk cache does not see it change: set ``NUMBA_CACHE_DIR`` to a fresh folder
     along with it.
 ``TSRNN_SHARD_MIN_WORK``
@@ -37,8 +35,8 @@ SHARD_MIN_WORK = int(os.environ.get("TSRNN_SHARD_MIN_WORK", "4096"))
 
 #: Options of every CPU kernel. ``error_model="numpy"``: a float division by zero gives
 #: inf/NaN instead of raising, which removes a branch per division and lets LLVM
-#: vectorize the activations (4x faster here). No ``fastmath``: NaN and inf must survive,
-#: so that a diverging run is seen, not hidden.
+#: vectorize the activations. No ``fastmath``: NaN and inf must survive, so that a
+#: diverging run is seen, not hidden.
 JIT_OPTIONS = dict(cache=True, nogil=True, error_model="numpy")
 
 # ------------------------------------------------------------------- forecasting
@@ -70,9 +68,9 @@ def keep_freed_memory() -> None:
     """Ask glibc to serve large blocks from its heap and keep freed memory.
 
     Each training step allocates and frees activation buffers of a few MB. By default
-    glibc returns such blocks to the OS with munmap, so every step page-faults them in
-    again: measured here, 4,800 faults and 60% of an LSTM forward pass (B=256, H=32).
-    With a 256 MB mmap threshold and a 512 MB trim threshold those buffers are reused.
+    glibc returns such blocks to the OS with munmap, so every step would page-fault
+    them in again. With a 256 MB mmap threshold and a 512 MB trim threshold those
+    buffers are reused.
     Set ``TSRNN_KEEP_FREED_MEMORY=0`` to leave the allocator alone. Called by the
     first forward pass or training run, once; not at import.
     """

@@ -10,7 +10,9 @@ series and origin: there is no Python loop over origins.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -18,6 +20,9 @@ from sklearn.base import clone
 
 from tsrnn import data as D
 from tsrnn.data.seasons import season_length_for
+
+if TYPE_CHECKING:
+    from tsrnn.estimator import TSRNNRegressor
 
 __all__ = ["BacktestResult", "backtest", "season_length_for"]
 
@@ -64,8 +69,11 @@ def _refit_points(n_windows, refit):
     raise ValueError(f"refit must be True, False or a positive int; got {refit!r}.")
 
 
-def backtest(estimator, data, horizon=None, n_windows=3, *, step=None, refit=True,
-             level=None, season_length=None, target=None, future_exog=None):
+def backtest(estimator: TSRNNRegressor, data: pd.Series | pd.DataFrame,
+             horizon: int | None = None, n_windows: int = 3, *, step: int | None = None,
+             refit: bool | int = True, level: Sequence[float] | None = None,
+             season_length: int | None = None, target: str | list | None = None,
+             future_exog: list | None = None) -> BacktestResult:
     """Rolling-origin evaluation of ``estimator`` on pandas ``data``.
 
     Parameters

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import numbers
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from tsrnn.backend import resolve_device
+from tsrnn.fitting import train
 from tsrnn.model_file import ModelFileError, read_model_file, write_model_file
 from tsrnn.routes import ArrayRoute, PanelRoute
 
@@ -94,12 +97,8 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         Global gradient-norm clip.
     loss : {"mae", "mse", "huber"}, default="mae"
         Training loss on the (scaled) forecast errors. The absolute error makes the
-        forecast a median, which is what MAE/MASE-type accuracy rewards and what a
-        holiday or an outlier in the training data moves least; it is also
-        neuralforecast's default. On the bundled series (three seeds) it gave a
-        geometric-mean relative MASE of 0.638 against 0.696 for "mse"
-        (``benchmarks/results/accuracy.md`` and ``accuracy_ablation_loss_mse.md``).
-        Use "mse" when the forecasts are judged by squared error.
+        forecast a median, what MAE/MASE-type accuracy rewards and what outliers
+        move least. Use "mse" when forecasts are judged by squared error.
     baseline : {"auto", "last", "seasonal"}, default="auto"
         The network forecasts the change from a naive forecast: the last value
         ("last"), the value one season earlier ("seasonal"), or whichever of the two
@@ -107,34 +106,16 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         only when ``season_length <= lookback``). Pandas input only.
     window_scaling : bool, default=True
         Standardise each input window's target channels by the window's own mean
-        and standard deviation, and forecast the change from the baseline in those
-        units (as neuralforecast does), so that a forecast follows the level and
-        amplitude of the recent window rather than the history's average: a quiet
-        holiday week, a series whose swings grow. Pandas input only. On the bundled
-        series (three seeds) it gives a geometric-mean relative MASE of 0.638 against
-        0.661 without, and it is what beats seasonal naive on hourly demand (0.91
-        against 1.43 x seasonal naive's MASE; the forecasts there start in the
-        Christmas week, calmer than the weeks before). The cost: the network no
-        longer sees the level, so series that revert to a mean level forecast worse
-        (uschange 0.89 against 0.79, melbourne 0.67 against 0.62), and so does a
-        step far larger than the window's own swings that only the calendar or an
-        exogenous input foresees. Set it to False for those
-        (``benchmarks/results/accuracy.md`` and
-        ``accuracy_ablation_no_window_scaling.md``). A window whose standard
-        deviation is below 0.05 in the scaler's units (standard deviations of the
-        series with the default scaler; the data's own units with ``scaler=None``)
-        is scaled by 0.05, so that noise on a flat stretch is not blown up.
+        and standard deviation (at least 0.05 in the scaler's units), and forecast
+        in those units, so that a forecast follows the level and swings of the
+        recent window rather than the history's. Series that revert to a level the
+        window no longer shows forecast better with False. Pandas input only.
     head : {"mlp", "linear"}, default="mlp"
-        What turns the recurrent layers' final state into the forecast. "mlp": a
-        small decoder shared by the forecast steps (neuralforecast's design, smaller):
-        the final state is cut into a context vector per step (8 values), and each
-        step's context with that step's known future inputs goes through a hidden
-        ReLU layer of 32 units to the step's outputs, so the effect of a future input
-        (temperature, a holiday flag, the calendar) is learned once for every step,
-        and may be non-linear. "linear": one linear map from the final state and all
-        future inputs, flattened, to all outputs. On the bundled series (three seeds)
-        the decoder gave a geometric-mean relative MASE of 0.638 against 0.675
-        (``benchmarks/results/accuracy.md``, ``accuracy_ablation_linear_head.md``).
+        What turns the final state into the forecast. "mlp": a small decoder shared
+        by the forecast steps (a context of 8 values per step from the final state,
+        with that step's known future inputs, through 32 ReLU units), so a future
+        input's effect is learned once for every step. "linear": one linear map
+        from the final state and all future inputs to all outputs.
     season_length : int or None, default=None
         Season of the seasonal baseline; None takes it from the frequency
         (monthly 12, quarterly 4, hourly 24, daily 7, ...).
@@ -306,7 +287,9 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
     conformal_scores_ = _RouteAttribute("conformal_scores")
 
     # ---------------------------------------------------------------------- fit
-    def fit(self, X, y=None, *, target=None, future_exog=None) -> TSRNNRegressor:
+    def fit(self, X: pd.Series | pd.DataFrame | npt.ArrayLike,
+            y: npt.ArrayLike | None = None, *, target: str | list | None = None,
+            future_exog: list | None = None) -> TSRNNRegressor:
         """Fit on a Series, wide or long DataFrame, or windowed arrays.
 
         Parameters
@@ -335,7 +318,9 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         quantiles = check_quantiles(self.quantiles, self.strategy)
         return self._fit(X, y, target, future_exog, quantiles, incremental=False)
 
-    def partial_fit(self, X, y=None, *, target=None, future_exog=None) -> TSRNNRegressor:
+    def partial_fit(self, X: pd.Series | pd.DataFrame | npt.ArrayLike,
+                    y: npt.ArrayLike | None = None, *, target: str | list | None = None,
+                    future_exog: list | None = None) -> TSRNNRegressor:
         """One more epoch on the given data (initializing on the first call)."""
         if hasattr(self, "net_"):
             quantiles = self.route_.quantiles
@@ -347,16 +332,21 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
     def _fit(self, X, y, target, future_exog, quantiles, incremental):
         previous = self.route_ if (incremental and hasattr(self, "net_")) else None
         if isinstance(X, (pd.Series, pd.DataFrame)) and y is None:
-            PanelRoute(lookback=self.lookback, horizon=self.horizon,
-                       strategy=self.strategy, scaler=self.scaler,
-                       quantiles=quantiles).fit(self, X, target, future_exog,
-                                                incremental, previous)
+            route = PanelRoute(lookback=self.lookback, horizon=self.horizon,
+                               strategy=self.strategy, scaler=self.scaler,
+                               quantiles=quantiles)
+            plan = route.prepare(self, X, target, future_exog, previous)
         else:  # with y given, X is tabular (scikit-learn's contract)
-            ArrayRoute(quantiles=quantiles).fit(self, X, y, incremental, previous)
+            route = ArrayRoute(quantiles=quantiles)
+            plan = route.prepare(self, X, y, previous)
+        self.route_ = route
+        train(self, plan, incremental)
         return self
 
     # ------------------------------------------------------------------ predict
-    def predict(self, X=None, *, future=None, level=None):
+    def predict(self, X: pd.Series | pd.DataFrame | npt.ArrayLike | None = None, *,
+                future: pd.DataFrame | None = None,
+                level: Sequence[float] | None = None) -> pd.DataFrame | np.ndarray:
         """Forecast.
 
         Parameters
@@ -388,7 +378,8 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
                             "DataFrame (or nothing) to predict.")
         return self.route_.predict(self.net_, X, future, level)
 
-    def calibrate(self, X, n_windows: int | None = None) -> TSRNNRegressor:
+    def calibrate(self, X: pd.Series | pd.DataFrame,
+                  n_windows: int | None = None) -> TSRNNRegressor:
         """Recompute the conformal scores behind ``predict(level=...)`` from ``X``
         (held-out history with the columns seen in fit): the absolute errors of the
         forecasts from the last ``n_windows`` origins of each series (all by

@@ -8,64 +8,21 @@ random generator, curves) in a :class:`TrainingState`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from tsrnn import _warnings
 from tsrnn.backend import resolve_device
+from tsrnn.data import split_windows
 from tsrnn.model_file import read_model_file, write_model_file
 from tsrnn.network import RecurrentNet
-from tsrnn.training import Trainer
+from tsrnn.state import TrainingState, export_state, import_state, json_params
+from tsrnn.training import Trainer, TrainingPlan
 
 # Parameters that may change between a checkpoint and the fit resuming from it.
 RESUMABLE_CHANGES = frozenset({"max_epochs", "verbose", "checkpoint_every",
                                "checkpoint_path", "patience"})
-
-
-@dataclass
-class TrainingState:
-    """What continues a fit: the curves and early-stopping bookkeeping (``history``,
-    as :meth:`tsrnn.training.Trainer.fit` keeps it), the optimizer's state and the
-    random generator."""
-
-    history: dict | None = None
-    optimizer: dict | None = None
-    rng: np.random.Generator | None = None
-
-
-def held_out_tail(n_per_group, fraction):
-    """Boolean mask over windows numbered group after group: True for the last
-    ``ceil(fraction * n)`` windows of each group of ``n`` (its held-out tail), or
-    none of a group that would keep no training window."""
-    held = np.zeros(int(np.sum(n_per_group)), bool)
-    end = 0
-    for n in n_per_group:
-        end += n
-        n_val = int(np.ceil(fraction * n))
-        if 0 < n_val < n:
-            held[end - n_val : end] = True
-    return held
-
-
-def split_windows(n_per_group, fraction, gap):
-    """Training and validation window numbers: the held-out tail of each group
-    (:func:`held_out_tail`) validates, and the ``gap`` windows just before it train
-    on nothing. Consecutive windows overlap: a window's targets are also targets of
-    the next ``targets - 1`` windows, so without the gap most validation targets
-    would be training targets (validation loss and conformal scores in-sample). The
-    gap shrinks where a short group would keep no training window."""
-    held = held_out_tail(n_per_group, fraction)
-    train = ~held
-    end = 0
-    for n in n_per_group:
-        end += n
-        n_val = int(held[end - n : end].sum())
-        if n_val:
-            g = min(gap, n - n_val - 1)
-            train[end - n_val - g : end - n_val] = False
-    return np.flatnonzero(train), np.flatnonzero(held)
 
 
 def _progress_factory(verbose):
@@ -111,18 +68,18 @@ def set_history(est, history):
     est.n_iter_ = len(est.loss_curve_)
 
 
-def train(est, get_batch, n_windows_per_group, n_inputs, n_out, n_future, n_steps,
-          incremental=False, gap=0):
-    """Split windows (last ``validation_fraction`` of each group for validation,
-    ``gap`` windows before it left out: :func:`split_windows`), build or reuse the
-    network, and run the trainer; ``est.route_`` is the fitted data route."""
-    from tsrnn.state import export_state
-
+def train(est, plan: TrainingPlan, incremental: bool = False) -> None:
+    """Train ``est.net_`` on the windows of ``plan``: split them (the last
+    ``validation_fraction`` of each series validates, ``plan.gap`` windows before it
+    are left out: :func:`tsrnn.data.split_windows`), build or reuse the network, run
+    the trainer, then ``plan.after_training``. ``est.route_`` is the fitted data
+    route."""
     prev = getattr(est, "training_state_", None) if hasattr(est, "net_") else None
     rng = prev.rng if (incremental and prev is not None and prev.rng is not None) \
         else new_rng(est.random_state)
     train_idx, val_idx = split_windows(
-        n_windows_per_group, est.validation_fraction if est.early_stopping else 0.0, gap)
+        plan.windows_per_series, est.validation_fraction if est.early_stopping else 0.0,
+        plan.gap)
     reuse = (est.warm_start or incremental) and hasattr(est, "net_")
     resume_best = None
     if est.checkpoint_path is not None and not incremental:
@@ -133,9 +90,9 @@ def train(est, get_batch, n_windows_per_group, n_inputs, n_out, n_future, n_step
     if reuse:
         check_same_network(est)
     else:
-        est.net_ = RecurrentNet(est.cell, n_inputs, est.hidden_size, est.num_layers,
-                                est.bidirectional, est.dropout, n_out, n_future, rng,
-                                head=est.head, n_steps=n_steps)
+        est.net_ = RecurrentNet(est.cell, plan.n_inputs, est.hidden_size, est.num_layers,
+                                est.bidirectional, est.dropout, plan.n_out,
+                                plan.n_future, rng, head=est.head, n_steps=plan.n_steps)
         prev = None
     state = est.training_state_ = TrainingState(
         history=None if prev is None else prev.history,
@@ -145,7 +102,7 @@ def train(est, get_batch, n_windows_per_group, n_inputs, n_out, n_future, n_step
     est.net_.device = resolve_device(est.device)
     est.net_.dropout = est.dropout
     trainer = Trainer(
-        est.net_, get_batch, batch_size=est.batch_size, learning_rate=est.learning_rate,
+        est.net_, plan.get_batch, batch_size=est.batch_size, learning_rate=est.learning_rate,
         optimizer=est.optimizer, weight_decay=est.weight_decay, clip_norm=est.clip_norm,
         loss=est.loss, tbptt_steps=est.tbptt_steps, rng=rng,
         progress=_progress_factory(est.verbose),
@@ -159,6 +116,7 @@ def train(est, get_batch, n_windows_per_group, n_inputs, n_out, n_future, n_step
         epochs = est.max_epochs - len(history["loss"])
         if history.get("stopped") or epochs <= 0:
             est.net_.params.update(resume_best)  # finished run: its best weights
+            _after(plan, est)
             return
     callback = None
     if est.checkpoint_path is not None:
@@ -182,14 +140,18 @@ def train(est, get_batch, n_windows_per_group, n_inputs, n_out, n_future, n_step
         # finite weights and the curves so far.
         state.optimizer = trainer.opt.state_dict()
         set_history(est, trainer.history)
+    _after(plan, est)
+
+
+def _after(plan, est):
+    if plan.after_training is not None:
+        plan.after_training(est.net_)
 
 
 def resume_from_checkpoint(est):
     """Restore weights, optimizer, random generator and curves from
     ``est.checkpoint_path`` if it exists; returns the best weights so far (None when
     there is no checkpoint). Refuses a checkpoint of other parameters or data."""
-    from tsrnn.state import import_state, json_params
-
     path = Path(est.checkpoint_path)
     if not path.exists():
         return None
@@ -206,9 +168,10 @@ def resume_from_checkpoint(est):
         raise ValueError(f"The checkpoint {path} was made on other data (columns, "
                          "series or values differ); delete it or pass another "
                          "checkpoint_path.")
-    net, route, training_state, curves = import_state(meta, arrays, est.get_params())
+    # The route stays the one just built from the data (equal to the checkpoint's:
+    # same_data); the network, the training state and the curves continue.
+    net, _, training_state, curves = import_state(meta, arrays, est.get_params())
     est.net_, est.training_state_ = net, training_state
-    est.route_ = route
     for k, v in curves.items():
         setattr(est, k, v)
     return {k[5:]: v for k, v in arrays.items() if k.startswith("best/")}

@@ -23,9 +23,11 @@ the whole batch, with the weight gradients summed shard by shard.
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from tsrnn import parallel
 from tsrnn._config import keep_freed_memory
@@ -34,6 +36,9 @@ from tsrnn.kernels import cpu as _cpu
 
 __all__ = ["CELLS", "backward", "backward_layer", "forward", "init_params", "param_names",
            "param_shapes", "run_layer"]
+
+#: A recurrent state: ``h``, or ``(h, c)`` for "lstm".
+State = np.ndarray | tuple[np.ndarray, np.ndarray]
 
 #: Number of gate blocks stacked in the weight matrices of each cell.
 CELLS = {"rnn": 1, "lstm": 4, "gru": 3}
@@ -102,8 +107,8 @@ def init_params(
     hidden_size: int,
     num_layers: int = 1,
     bidirectional: bool = False,
-    dtype=np.float32,
-    seed=None,
+    dtype: npt.DTypeLike = np.float32,
+    seed: int | np.random.Generator | None = None,
     init: str = "pytorch",
 ) -> dict[str, np.ndarray]:
     """Initial parameters with PyTorch's names and shapes.
@@ -295,8 +300,9 @@ _RUN_LAYER = {"lstm": _run_lstm, "gru": _run_gru, "rnn": _run_rnn}
 _BACKWARD_LAYER = {"lstm": _backward_lstm, "gru": _backward_gru, "rnn": _backward_rnn}
 
 
-def run_layer(cell, x_tm, params, suffix, h0, c0, lengths, keep, use_relu,
-              kernels=_cpu):
+def run_layer(cell: str, x_tm: np.ndarray, params: dict[str, np.ndarray], suffix: str,
+              h0: np.ndarray, c0: np.ndarray | None, lengths: np.ndarray, keep: bool,
+              use_relu: bool, kernels: ModuleType = _cpu) -> tuple:
     """One direction of one layer over time-major ``x_tm`` (time, batch, features),
     without :func:`forward`'s checks (the caller has made the inputs C-contiguous,
     of the weights' dtype and shapes). ``suffix`` picks the weights ("_l0",
@@ -309,8 +315,10 @@ def run_layer(cell, x_tm, params, suffix, h0, c0, lengths, keep, use_relu,
     return _RUN_LAYER[cell](kernels, x_tm, w, h0, c0, lengths, keep, use_relu)
 
 
-def backward_layer(cell, x_tm, w_ih, w_hh, lengths, kernel_cache, dout, dh, dc,
-                   use_relu, consume, kernels=_cpu):
+def backward_layer(cell: str, x_tm: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
+                   lengths: np.ndarray, kernel_cache: tuple, dout: np.ndarray,
+                   dh: np.ndarray, dc: np.ndarray | None, use_relu: bool, consume: bool,
+                   kernels: ModuleType = _cpu) -> tuple:
     """BPTT through one direction of one layer, the reverse of :func:`run_layer`
     (``kernel_cache`` is what it returned): ``(dx, dw_ih, dw_hh, db_ih, db_hh, dh0,
     dc0)``, ``dc0`` None but for "lstm". The CPU LSTM kernel overwrites the cached
@@ -352,16 +360,16 @@ def forward(
     cell: str,
     x: np.ndarray,
     params: dict[str, np.ndarray],
-    state=None,
-    lengths=None,
+    state: State | None = None,
+    lengths: np.ndarray | None = None,
     num_layers: int = 1,
     bidirectional: bool = False,
     nonlinearity: str = "tanh",
     dropout: float = 0.0,
     training: bool = False,
     device: str = "cpu",
-    seed=None,
-):
+    seed: int | np.random.Generator | None = None,
+) -> tuple[np.ndarray, State, dict[str, Any] | None]:
     """Run a (stacked, optionally bidirectional) recurrent network over ``x``.
 
     Parameters
@@ -514,8 +522,8 @@ def _backward_stack(K, cell, p, layers, lengths, d_layer_out, dstates, num_layer
 
 
 # ------------------------------------------------------------------------- backward
-def backward(cache: dict[str, Any], dout: np.ndarray, dstate=None, *,
-             consume: bool = False):
+def backward(cache: dict[str, Any], dout: np.ndarray, dstate: State | None = None, *,
+             consume: bool = False) -> tuple[dict[str, np.ndarray], np.ndarray, State]:
     """Backpropagation through time for a :func:`forward` run with ``training=True``.
     The cache is left as it was, so ``backward`` may run again on it (with another
     ``dout``, e.g. for a Jacobian), unless ``consume``: the cache is then used up

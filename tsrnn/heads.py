@@ -73,7 +73,7 @@ class DecoderHead:
         n, c = len(feats), context_size
         d3 = dout.reshape(len(z), -1)  # (steps x windows, outputs per step)
         da = _cpu.relu_backward(np.ascontiguousarray(d3), p["decoder.out.weight"], r)
-        ones = np.ones(len(z), dtype=da.dtype)  # sums as products: 2-3x faster
+        ones = np.ones(len(z), dtype=da.dtype)  # sums as products: numpy sums slower
         dctx = (da @ p["decoder.hidden.weight"][:, :c]).reshape(n, -1)
         grads = {"decoder.out.weight": d3.T @ r, "decoder.out.bias": ones @ d3,
                  "decoder.hidden.weight": da.T @ z, "decoder.hidden.bias": ones @ da,

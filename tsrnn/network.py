@@ -172,11 +172,11 @@ class RecurrentNet:
     def _single_layer_training(self, x, tbptt_steps):
         """Whether a training step can call the kernels directly: a single CPU layer
         (:meth:`_is_single_cpu_layer`) over the whole window. That is every small
-        forecaster (air_passengers: 200 steps of batch 32), where F.forward/F.backward's
-        checks, closures and dicts were ~190 of ~660 us per step; and with a batch
-        split over threads, the head reads only the final state, so the per-step
-        outputs F.forward returns (batch, time, hidden) and the zero gradient
-        F.backward takes for them, both transposed from time-major, are never made."""
+        forecaster, whose steps are short enough that F.forward/F.backward's checks,
+        closures and dicts would be a large share of each; and the head reads only
+        the final state, so the per-step outputs F.forward returns (batch, time,
+        hidden) and the zero gradient F.backward takes for them, both transposed from
+        time-major, are never made."""
         return (self._is_single_cpu_layer(x)
                 and (tbptt_steps is None or tbptt_steps >= x.shape[1]))
 
@@ -242,11 +242,11 @@ class RecurrentNet:
         """One training step: the mean ``loss`` over the batch (see
         :func:`loss_and_grad`) and the gradients of every weight.
 
-        Where the single-layer path applies (:meth:`_single_layer_training`) and the batch is split
-        over threads, each thread runs its shard's forward, head, loss and backward
-        in one go: one hand-off per step instead of one for the forward and one for
-        the backward, and no thread waits for the others in between (epochs at
-        batch 256 1.04-1.32x faster). The shards' losses and gradients are added in
+        Where the single-layer path applies (:meth:`_single_layer_training`) and the
+        batch is split over threads, each thread runs its shard's forward, head, loss
+        and backward in one go: one hand-off per step instead of one for the forward
+        and one for the backward, and no thread waits for the others in between.
+        The shards' losses and gradients are added in
         shard order; the gradients then differ from the two-pass step's only in the
         order the head's sums are taken (float rounding)."""
         if self._single_layer_training(x, tbptt_steps):

@@ -18,8 +18,7 @@ __all__ = ["SGD", "Adam", "RMSprop", "make_optimizer"]
 @njit(**JIT_OPTIONS)
 def _adam_update(p, g, m, v, b1, b2, step_size, c2, eps, wd):
     """One Adam step over flat arrays, in one pass (numpy needs eight passes and
-    five temporaries per parameter: 47 us against 19 us per step for a hidden-32
-    LSTM with its head, measured side by side)."""
+    five temporaries per parameter)."""
     for i in range(p.size):
         gi = g[i] + wd * p[i]
         mi = b1 * m[i] + (1.0 - b1) * gi

@@ -8,9 +8,8 @@ added at the end. This is how tsrnn uses more than one core; a per-step split wo
 pay a thread hand-off on every step.
 
 While shards run, BLAS is held to one thread (:func:`one_blas_thread`): the per-step
-matrix products are small, and two shards each asking OpenBLAS for every core made an
-LSTM step 1.5x slower than no sharding at all (measured at batch 256, hidden 64, two
-cores). The training loop holds it for the whole fit, for the same reason.
+matrix products are small, and shards each asking OpenBLAS for every core would
+oversubscribe them. The training loop holds it for the whole fit, for the same reason.
 
 ``TSRNN_NUM_THREADS`` sets the number of threads (1 turns sharding off). By default it
 is the number of cores this process may use, capped by ``OMP_NUM_THREADS`` when that is
@@ -29,6 +28,8 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
+
+import numpy as np
 
 from tsrnn._config import SHARD_MIN_WORK
 
@@ -70,7 +71,8 @@ def _threads_from_env(env) -> int:
 
 #: Work per row that does not grow with the hidden size (state copies, the head, the
 #: loss), in gate units: with it, 256 rows of a hidden-16 RNN are split over two
-#: threads (measured faster), 32 rows of a hidden-32 LSTM are not (measured slower).
+#: threads, and 32 rows of a hidden-32 LSTM, whose shards would cost more to hand
+#: off than they save, are not.
 ROW_WORK = 64
 
 
@@ -100,8 +102,8 @@ def _executor() -> ThreadPoolExecutor:
 def one_blas_thread():
     """Hold every loaded BLAS library to one thread until the last open hold ends.
     Nested or concurrent uses (the shards of a training step inside the training
-    loop's hold; two fits in two threads) cost nothing: re-limiting took ~20 us a
-    call, twice per step. The count is taken under a lock, so a hold that ends
+    loop's hold; two fits in two threads) cost nothing: re-limiting BLAS is too slow
+    to do twice per step. The count is taken under a lock, so a hold that ends
     while another is open leaves BLAS limited for it."""
     global _blas, _held, _limiter
     with _hold_lock:
@@ -129,17 +131,19 @@ def map_shards(fn, shards: list[slice]) -> list:
     """``[fn(s) for s in shards]``, the shards in parallel threads (the first in this
     one). Runs them one after another when there is one shard, or when another
     sharded call is already running (threads of a caller's own pool). Each shard runs
-    in a copy of the caller's context, so context-local settings such as numpy's
-    ``errstate`` (the training loop ignores overflow and checks the loss itself)
-    hold in the pool's threads as in the caller's."""
+    in a copy of the caller's context and under the caller's numpy error state
+    (context-local in numpy 2, thread-local before), so the caller's settings hold in
+    the pool's threads (the training loop ignores overflow and checks the loss
+    itself)."""
     if len(shards) == 1 or not _busy.acquire(blocking=False):
         return [fn(s) for s in shards]
     futures = []
     try:
         with one_blas_thread():
             pool = _executor()
-            futures = [pool.submit(contextvars.copy_context().run, fn, s)
-                       for s in shards[1:]]
+            err = np.geterr()
+            futures = [pool.submit(contextvars.copy_context().run, _under_errstate,
+                                   err, fn, s) for s in shards[1:]]
             first = fn(shards[0])
             return [first] + [f.result() for f in futures]
     finally:
@@ -147,6 +151,11 @@ def map_shards(fn, shards: list[slice]) -> list:
         # restored and the next call may start: they write into shared outputs.
         wait(futures)
         _busy.release()
+
+
+def _under_errstate(err, fn, shard):
+    with np.errstate(**err):
+        return fn(shard)
 
 
 def add_shard_grads(shard_grads: list, keys) -> dict:

@@ -43,41 +43,26 @@ Arrays: ``net/<name>`` (PyTorch layout), ``opt/<slot>/<name>``, and ``x_loc``,
 from __future__ import annotations
 
 import numbers
+from dataclasses import dataclass
 
 import numpy as np
 
 from tsrnn import data as D
 from tsrnn._config import MAX_LAYERS
-from tsrnn.fitting import TrainingState
+from tsrnn.data.codec import object_array, plain, unplain
 from tsrnn.network import RecurrentNet
 from tsrnn.routes import ArrayRoute, PanelRoute
 
 
-def plain(v):
-    """A column name or series id as JSON: numpy scalars as Python ones, tuples as
-    ``{"tuple": [...]}`` (JSON has no tuples, and a list is not hashable)."""
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, tuple):
-        return {"tuple": [plain(x) for x in v]}
-    return v
+@dataclass
+class TrainingState:
+    """What continues a fit: the curves and early-stopping bookkeeping (``history``,
+    as :meth:`tsrnn.training.Trainer.fit` keeps it), the optimizer's state and the
+    random generator."""
 
-
-def unplain(v):
-    """The inverse of :func:`plain`: a name or id from the model file."""
-    if isinstance(v, dict) and set(v) == {"tuple"} and isinstance(v["tuple"], list):
-        return tuple(unplain(x) for x in v["tuple"])
-    if v is None or isinstance(v, (str, int, float, bool)):
-        return v
-    raise ValueError(f"{v!r} is not a valid column name or series id")
-
-
-def object_array(values) -> np.ndarray:
-    """A 1-D object array of names (tuples stay elements, not rows)."""
-    out = np.empty(len(values), dtype=object)
-    for i, v in enumerate(values):
-        out[i] = v
-    return out
+    history: dict | None = None
+    optimizer: dict | None = None
+    rng: np.random.Generator | None = None
 
 
 def json_params(est) -> dict:

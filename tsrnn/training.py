@@ -8,6 +8,9 @@ weights, and Ctrl-C that leaves the best weights so far.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
@@ -37,6 +40,28 @@ def _caused_by_interrupt(exc) -> bool:
         exc = exc.__cause__ or exc.__context__
         seen += 1
     return False
+
+
+@dataclass
+class TrainingPlan:
+    """What a data route hands the training: windows served by index, and the
+    network's sizes.
+
+    ``get_batch(idx)`` returns ``(x, y, fut)`` for the windows numbered ``idx``:
+    inputs (batch, steps, inputs), targets (batch, n_out) and known future inputs
+    (batch, n_future). Windows are numbered series after series,
+    ``windows_per_series`` of each; the last ones of each series validate, and the
+    ``gap`` before them are left out. ``after_training(net)`` runs once the network
+    is trained (the pandas route computes its conformal scores there)."""
+
+    get_batch: Callable
+    windows_per_series: Sequence[int]
+    n_inputs: int
+    n_out: int
+    n_future: int
+    n_steps: int
+    gap: int = 0
+    after_training: Callable | None = None
 
 
 class Trainer:
@@ -122,8 +147,7 @@ class Trainer:
         bar = self.progress(total=max_epochs) if self.progress else None
         try:
             # tsrnn splits large batches over threads itself (parallel.py); inside a
-            # step, BLAS threads only add hand-offs to small products (an LSTM
-            # backward at batch 32, hidden 32: 350 -> 283 us with one BLAS thread).
+            # step, BLAS threads only add hand-offs to small products.
             with parallel.one_blas_thread():
                 for epoch in range(start + 1, start + max_epochs + 1):
                     prev = {k: v.copy() for k, v in self.net.params.items()}

@@ -40,8 +40,10 @@ from tsrnn.data.scaling import fit_scaler, scale_values
 from tsrnn.data.seasons import choose_season, season_length_for
 from tsrnn.data.windows import (
     gather_windows,
+    held_out_tail,
     make_windows,
     network_windows,
+    split_windows,
     training_batch,
     window_starts,
     window_stats,
@@ -51,8 +53,9 @@ __all__ = [
     "as_list", "auto_calendar", "calendar_values", "check_finite", "check_min_length",
     "check_numeric_columns", "check_time_index", "choose_calendar", "choose_season",
     "decode_freq", "decode_index", "encode_freq", "encode_index", "fit_scaler",
-    "future_index", "future_indexes", "gather_windows", "make_windows", "network_windows",
-    "pack", "scale_values", "season_length_for", "stacked_calendar_values", "step_length",
-    "training_batch", "window_starts", "window_stats", "CALENDAR_CYCLES", "LONG_COLUMNS",
-    "MAX_ABS_VALUE", "MIN_CALENDAR_REPEATS", "Panel", "StackedIndex",
+    "future_index", "future_indexes", "gather_windows", "held_out_tail", "make_windows",
+    "network_windows", "pack", "scale_values", "season_length_for", "split_windows",
+    "stacked_calendar_values", "step_length", "training_batch", "window_starts",
+    "window_stats", "CALENDAR_CYCLES", "LONG_COLUMNS", "MAX_ABS_VALUE",
+    "MIN_CALENDAR_REPEATS", "Panel", "StackedIndex",
 ]

@@ -1,4 +1,5 @@
-"""Time indexes and frequencies as JSON and int64 arrays, for the model file."""
+"""Time indexes, frequencies, column names and series ids as JSON and int64
+arrays, for the model file."""
 
 from __future__ import annotations
 
@@ -42,3 +43,30 @@ def decode_freq(info):
     if info["type"] == "int":
         return int(info["value"])
     return pd.tseries.frequencies.to_offset(info["value"])
+
+
+def plain(v):
+    """A column name or series id as JSON: numpy scalars as Python ones, tuples as
+    ``{"tuple": [...]}`` (JSON has no tuples, and a list is not hashable)."""
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, tuple):
+        return {"tuple": [plain(x) for x in v]}
+    return v
+
+
+def unplain(v):
+    """The inverse of :func:`plain`: a name or id from the model file."""
+    if isinstance(v, dict) and set(v) == {"tuple"} and isinstance(v["tuple"], list):
+        return tuple(unplain(x) for x in v["tuple"])
+    if v is None or isinstance(v, (str, int, float, bool)):
+        return v
+    raise ValueError(f"{v!r} is not a valid column name or series id")
+
+
+def object_array(values) -> np.ndarray:
+    """A 1-D object array of names (tuples stay elements, not rows)."""
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        out[i] = v
+    return out

@@ -6,6 +6,7 @@ size of the data. Also :func:`make_windows`, the copying windows of the array ro
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 from numba import njit
 
 from tsrnn._config import JIT_OPTIONS
@@ -29,6 +30,39 @@ def window_starts(indptr, lookback, horizon, bad_rows=None) -> tuple[np.ndarray,
         starts.append(s)
         series.append(np.full(s.size, i, dtype=np.int64))
     return np.concatenate(starts), np.concatenate(series)
+
+
+def held_out_tail(n_per_group, fraction):
+    """Boolean mask over windows numbered group after group: True for the last
+    ``ceil(fraction * n)`` windows of each group of ``n`` (its held-out tail), or
+    none of a group that would keep no training window."""
+    held = np.zeros(int(np.sum(n_per_group)), bool)
+    end = 0
+    for n in n_per_group:
+        end += n
+        n_val = int(np.ceil(fraction * n))
+        if 0 < n_val < n:
+            held[end - n_val : end] = True
+    return held
+
+
+def split_windows(n_per_group, fraction, gap):
+    """Training and validation window numbers: the held-out tail of each group
+    (:func:`held_out_tail`) validates, and the ``gap`` windows just before it train
+    on nothing. Consecutive windows overlap: a window's targets are also targets of
+    the next ``targets - 1`` windows, so without the gap most validation targets
+    would be training targets (validation loss and conformal scores in-sample). The
+    gap shrinks where a short group would keep no training window."""
+    held = held_out_tail(n_per_group, fraction)
+    train = ~held
+    end = 0
+    for n in n_per_group:
+        end += n
+        n_val = int(held[end - n : end].sum())
+        if n_val:
+            g = min(gap, n - n_val - 1)
+            train[end - n_val - g : end - n_val] = False
+    return np.flatnonzero(train), np.flatnonzero(held)
 
 
 @njit(**JIT_OPTIONS)
@@ -122,8 +156,7 @@ def training_batch(values, starts, lookback, steps, n_targets, fut_cols, season,
     targets) the targets after each window as the change from the naive baseline in
     the window's units, ``f`` (B, steps, len(fut_cols)) the known future columns
     (:func:`gather_windows`, then :func:`network_windows`). One call instead of a dozen
-    numpy ones: 49 -> 9 us of the ~450 us of a training step at air_passengers'
-    shapes."""
+    numpy ones, whose per-call overhead dominates at small batch sizes."""
     x, y, f = gather_windows(values, starts, lookback, steps, n_targets, fut_cols)
     xin, base, scale = network_windows(x, n_targets, steps, season, scale_floor,
                                        window_scaling)
@@ -134,7 +167,8 @@ def training_batch(values, starts, lookback, steps, n_targets, fut_cols, season,
     return xin, y, f  # reshaped by the caller: numba's reshape compiled for 0.3 s
 
 
-def make_windows(y, lookback: int, horizon: int = 1):
+def make_windows(y: npt.ArrayLike, lookback: int,
+                 horizon: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Sliding windows of a 1-D or 2-D (time, features) array or pandas object, as
     arrays for scikit-learn tools: ``X`` of shape (n, lookback, features) and ``y``
     of shape (n,) for ``horizon=1`` or (n, horizon), forecasting the first column.

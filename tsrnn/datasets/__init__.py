@@ -17,6 +17,10 @@ loader                            freq     content
 from __future__ import annotations
 
 from importlib import resources
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "load_air_passengers",
@@ -39,27 +43,27 @@ def _read(filename: str, freq: str | None):
     return df.astype("float64")
 
 
-def load_air_passengers():
+def load_air_passengers() -> pd.Series:
     """Monthly airline passengers (thousands), 1949-01 .. 1960-12, as a Series."""
     return _read("air_passengers.csv", "MS")["passengers"]
 
 
-def load_sunspots():
+def load_sunspots() -> pd.Series:
     """Yearly sunspot numbers, 1700 .. 2008, as a Series."""
     return _read("sunspots_yearly.csv", "YS")["sunactivity"]
 
 
-def load_uschange():
+def load_uschange() -> pd.DataFrame:
     """Quarterly % changes of five US series, 1970Q1 .. 2016Q3, as a DataFrame."""
     return _read("uschange.csv", "QS")
 
 
-def load_elecdemand():
+def load_elecdemand() -> pd.DataFrame:
     """Hourly demand_gw, temperature_c and workday for Victoria, 2014 (8760 rows)."""
     return _read("elecdemand_hourly.csv", "h")
 
 
-def load_melbourne_temp():
+def load_melbourne_temp() -> pd.Series:
     """Daily max temperature in Melbourne, 1981-1990, as a Series.
 
     The index skips Feb 29 of 1984 and 1988, so it is *not* regular: pass

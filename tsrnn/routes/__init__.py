@@ -5,8 +5,9 @@ behind one interface:
   future timestamps, intervals, backtests);
 - :class:`ArrayRoute` (windowed arrays and targets: scikit-learn's contract).
 
-Each has ``fit(est, ...)``, which sets its fitted state and trains ``est.net_``
-through :func:`tsrnn.fitting.train`; ``predict``; ``same_data`` (does a checkpoint
+Each has ``prepare(est, ...)``, which validates the data, sets the route's fitted
+state and returns a :class:`tsrnn.training.TrainingPlan` (windows served by index)
+for :func:`tsrnn.fitting.train`; ``predict``; ``same_data`` (does a checkpoint
 belong to this data); ``quantiles`` and ``n_quantiles``. A fitted estimator holds its
 route as ``route_``; :mod:`tsrnn.state` saves and restores it.
 """

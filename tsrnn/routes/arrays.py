@@ -10,6 +10,7 @@ import numpy as np
 from sklearn.utils.validation import check_array, check_consistent_length, validate_data
 
 from tsrnn.routes.panel import check_finite_forecast
+from tsrnn.training import TrainingPlan
 
 
 def check_X_array(est, X, reset):
@@ -52,9 +53,10 @@ class ArrayRoute:
     def n_quantiles(self) -> int:
         return max(len(self.quantiles), 1)
 
-    def fit(self, est, X, y, incremental, previous):
-        from tsrnn.fitting import train
-
+    def prepare(self, est, X, y, previous) -> TrainingPlan:
+        """Validate and standardise ``X`` and ``y``, set this route's state, and
+        return the plan that trains ``est.net_`` (``previous``: the route of the fit
+        being continued, whose scaling is kept)."""
         if y is None:
             raise ValueError(
                 f"{type(est).__name__} requires y to be passed, but the target y is "
@@ -85,9 +87,8 @@ class ArrayRoute:
         def get_batch(idx):
             return np.ascontiguousarray(xs[idx]), ys[idx], empty.reshape(len(idx), 0)
 
-        est.route_ = self
-        train(est, get_batch, [len(xs)], xs.shape[2], ys.shape[1] * self.n_quantiles, 0,
-              ys.shape[1], incremental=incremental)
+        return TrainingPlan(get_batch, [len(xs)], xs.shape[2],
+                            ys.shape[1] * self.n_quantiles, 0, ys.shape[1])
 
     def same_data(self, state, arrays) -> bool:
         """Whether a checkpoint's saved state was made on this route's data."""

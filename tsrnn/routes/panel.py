@@ -16,6 +16,8 @@ import pandas as pd
 from tsrnn import data as D
 from tsrnn import intervals as I
 from tsrnn._config import MIN_WINDOW_SCALE
+from tsrnn.data.codec import object_array, plain
+from tsrnn.training import TrainingPlan
 
 
 class PanelRoute:
@@ -76,14 +78,11 @@ class PanelRoute:
                                np.arange(C, C + 2 * len(self.calendar), dtype=np.int64)])
 
     # ------------------------------------------------------------------ fit
-    def fit(self, est, X, target, future_exog, incremental, previous):
-        """Pack and scale ``X``, set this route's state and train ``est.net_`` on its
-        windows (:func:`tsrnn.fitting.train`); ``previous`` is the route of the fit
-        being continued (partial_fit), whose baseline lag, window scaling and
-        calendar are kept."""
-        from tsrnn.fitting import train
-        from tsrnn.state import object_array
-
+    def prepare(self, est, X, target, future_exog, previous) -> TrainingPlan:
+        """Pack and scale ``X``, set this route's state, and return the plan that
+        trains ``est.net_`` on its windows (:func:`tsrnn.fitting.train`);
+        ``previous`` is the route of the fit being continued (partial_fit), whose
+        baseline lag, window scaling and calendar are kept."""
         panel = D.pack(X, target=target, freq=est.freq, missing=est.missing)
         future_exog = D.as_list(future_exog)
         for c in future_exog:
@@ -152,27 +151,30 @@ class PanelRoute:
         ]
         est.n_features_in_ = len(panel.channels)
         est.feature_names_in_ = object_array(panel.channels)
-        est.route_ = self
-        train(est, get_batch, per_series, values.shape[1],
-              out_steps * nt * self.n_quantiles, out_steps * len(net_fut_cols), out_steps,
-              incremental=incremental, gap=self.horizon - 1)
-        # Conformal scores from the held-out (validation) windows, for predict(level=).
-        self.conformal_scores = None
-        if est.early_stopping:
-            from tsrnn.fitting import held_out_tail
+        early_stopping, fraction = est.early_stopping, est.validation_fraction
 
+        def after_training(net):
+            # Conformal scores from the held-out (validation) windows, for
+            # predict(level=).
+            self.conformal_scores = None
+            if not early_stopping:
+                return
             cal_starts, cal_counts = starts, per_series
             if out_steps != self.horizon:  # recursive: scored over the whole horizon
                 cal_starts, cal_series = D.window_starts(panel.indptr, lookback,
                                                          self.horizon, bad)
                 cal_counts = np.bincount(cal_series, minlength=panel.n_series)
-            cal_starts = cal_starts[held_out_tail(cal_counts, est.validation_fraction)]
+            cal_starts = cal_starts[D.held_out_tail(cal_counts, fraction)]
             if cal_starts.size:
-                self.set_conformal_scores(est.net_, values, cal_starts)
+                self.set_conformal_scores(net, values, cal_starts)
+
+        return TrainingPlan(get_batch, per_series, values.shape[1],
+                            out_steps * nt * self.n_quantiles,
+                            out_steps * len(net_fut_cols), out_steps,
+                            gap=self.horizon - 1, after_training=after_training)
 
     def same_data(self, state, arrays) -> bool:
         """Whether a checkpoint's saved state was made on this route's data."""
-        from tsrnn.state import plain
 
         return bool(
             state["mode"] == self.kind_name

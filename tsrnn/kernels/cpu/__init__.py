@@ -14,12 +14,11 @@ directions are run by reversing each sequence within its length first
 
 A step's row loops (the activations and the gate gradients, between the step's
 matrix products) are either inlined into the kernel or compiled as a function of
-their own (``_backward_rows``), whichever measured faster: LLVM vectorizes the same
-loops differently inside a long time loop than on their own. On their own: GRU
-forward 1.06-1.28x and backward 1.11-1.30x faster (hidden 16-64, 32-128 rows, one
-process), LSTM backward 1.17-1.22x at hidden 16-64, 1.01x at 128; the LSTM forward
-(0.95-1.03x), the RNN (0.95-1.01x) and the inference kernels (0.89-0.99x) are as fast
-or faster inlined, and stay so.
+their own (``_forward_rows``, ``_backward_rows``), whichever runs faster: LLVM
+vectorizes the same loops differently inside a long time loop than on their own.
+The GRU's forward and backward and the LSTM's backward run their rows on their own;
+the LSTM forward, the RNN and the inference kernels inline them (CHANGELOG.md has
+the measurements).
 """
 
 from tsrnn.kernels.cpu.gru import gru_backward, gru_final_state, gru_forward

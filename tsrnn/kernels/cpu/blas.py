@@ -2,10 +2,9 @@
 
 Why not numba's ``np.dot``:
 
-* numba calls the OpenBLAS that scipy bundles; numpy bundles its own, a newer build
-  (0.3.31 against scipy 1.17's 0.3.30 here), which ran the kernels' products faster:
-  1.39x for a 16-row shard against a hidden-128 LSTM weight, 1.06x at 128 rows,
-  1.05-1.28x at hidden 32 (50 steps, one BLAS thread, measured in one process);
+* numba calls the OpenBLAS that scipy bundles; numpy bundles its own, usually a
+  newer build, which runs the kernels' thin products (a shard of a few rows against
+  a wide weight) faster;
 * ``np.dot`` allocates its result, which the kernels then add into their
   accumulator; gemm with ``beta=1`` adds in place.
 
@@ -168,16 +167,16 @@ def _gemm_call(typingctx, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, 
 
 #: gemm's transpose flags for compiled callers: numpy bools, because numba compiles a
 #: separate copy of a function for every combination of literal ``True``/``False``
-#: arguments (three copies of gemm in a first fit, ~0.4 s each).
+#: arguments, each compiled anew in a first fit.
 TRANS = np.bool_(True)
 NO_TRANS = np.bool_(False)
 
 
-# Not inlined: one compiled copy called from every product site. Inlined into each
-# (matmul_acc, sum_outer, input_projection, ...) it cost ~0.5 s more compilation in
-# a cold first fit (13.5-13.9 s against 12.7-13.2 s), and ran no faster. No default
-# arguments either: numba compiles a separate copy for every combination of omitted
-# ones, so every caller passes all six (flags as TRANS / NO_TRANS).
+# Not inlined: one compiled copy called from every product site, so a first fit
+# compiles it once (inlined, it would be compiled into every caller, and runs no
+# faster). No default arguments either: numba compiles a separate copy for every
+# combination of omitted ones, so every caller passes all six (flags as TRANS /
+# NO_TRANS).
 @njit(**JIT_OPTIONS)
 def gemm(a, b, c, trans_a, trans_b, beta):
     """``c = op(a) @ op(b) + beta * c`` for C-contiguous 2-D arrays of one dtype, where

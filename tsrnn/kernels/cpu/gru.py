@@ -37,8 +37,7 @@ def _forward_row(g_b, ph_b, hn_b, hp, hx, o_b, H):
         g_b[j] = sigmoid(g_b[j] + ph_b[j])
     gr, gz, gn, _ = gate_views(g_b, H)
     phn = gate_views(ph_b, H)[2]
-    # n, then h, in two loops with fewer arrays each (the forward step 1.15-1.2x faster
-    # at hidden 16-64 than one loop, measured in one process).
+    # n, then h, in two loops with fewer arrays each: they vectorize better than one.
     for j in range(H):
         v = phn[j]
         hn_b[j] = v

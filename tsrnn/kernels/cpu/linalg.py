@@ -20,7 +20,7 @@ def matmul_acc(a, w, out):
     n = w.shape[1]
     # BLAS is slow for a thin inner dimension (an outer product, k=1 for a univariate
     # input projection) and its call overhead dominates small products.
-    if m == 1:  # one row (batch-1 inference): faster than BLAS up to hidden 128 at least
+    if m == 1:  # one row (batch-1 inference): a loop beats a BLAS call at these sizes
         vecmat_acc(a[0], w, out[0])
         return
     if k >= 16 and m * k * n >= BLAS_MIN_FLOPS:
@@ -38,9 +38,8 @@ def matmul_acc(a, w, out):
         if zero_row:
             continue
         # Four rows of w per pass over out_i: a quarter of the loads and stores of
-        # out_i that a one-row axpy needs (2.5x faster for 1 x 32 @ 32 x 128). Not
-        # vecmat_acc's eight: routing these rows through it measured 5-25% slower at
-        # hidden 4-16 (2-32 rows), though faster at 32.
+        # out_i that a one-row axpy needs. Not vecmat_acc's eight rows: at small
+        # hidden sizes the longer unrolled body costs more than it saves.
         for p in range(0, k4, 4):
             a0, a1, a2, a3 = a_i[p], a_i[p + 1], a_i[p + 2], a_i[p + 3]
             w0, w1, w2, w3 = w[p], w[p + 1], w[p + 2], w[p + 3]
@@ -57,12 +56,9 @@ def matmul_acc(a, w, out):
 def wide_product_transposed(rows, inner):
     """Whether :func:`matmul_acc_t` beats :func:`matmul_acc` for a step's product of
     ``rows`` rows against an LSTM weight, (inner, 4 * inner) forward and
-    (4 * inner, inner) backward. With scipy's OpenBLAS 0.3.30 the transposed order
-    won at hidden 128 (16 x 128 @ 128 x 512 ran at 54 GFLOP/s, transposed at 83); with
-    numpy's 0.3.31, which the kernels call now (:mod:`.blas`), the plain order is
-    faster there (whole LSTM step, 50 steps, one BLAS thread, plain against
-    transposed: 16-48 rows at hidden 128 1.02-1.09x, 48 rows at 192-256 1.05x) and
-    the transposed one only at hidden 256 with 16-32 rows (1.04-1.1x)."""
+    (4 * inner, inner) backward. With numpy's OpenBLAS (:mod:`.blas`) the plain
+    order is faster up to hidden 128, and the transposed one only for 16-32 rows
+    against hidden 256 or more."""
     return 16 <= rows <= 32 and inner >= 256
 
 
@@ -96,15 +92,14 @@ def gate_views(row, H):
     """The four blocks of width ``H`` of a gate row, as views. Loops index the views
     with ``j`` rather than the row with ``k * H + j``: numba cannot prove
     ``k * H + j >= 0``, keeps its negative-index wraparound select in the address,
-    and LLVM then leaves the loop scalar (the LSTM backward step measured 2-3x
-    faster at hidden 32-128 with views)."""
+    and LLVM then leaves the loop scalar."""
     return row[:H], row[H : 2 * H], row[2 * H : 3 * H], row[3 * H : 4 * H]
 
 
 @njit(inline="always", **JIT_OPTIONS)
 def fill_rows(a, v):
     """``a[r] = v`` for every row of a 2-D array, as plain loops (numba's row
-    assignment goes through a generic copy: 7x slower for 32 rows of 48-192)."""
+    assignment goes through a generic, much slower copy)."""
     for r in range(a.shape[0]):
         row = a[r]
         for j in range(a.shape[1]):
@@ -142,9 +137,9 @@ def min_length(lengths):
 @njit(inline="always", **JIT_OPTIONS)
 def vecmat_acc(a, w, out):
     """``out += a @ w`` for one row ``a`` (k,), ``w`` (k, n): eight rows of ``w`` per
-    pass over ``out`` (a batch-1 LSTM step, hidden 16-32, measured 10-17% faster than
-    four; with more rows per pass LLVM runs out of registers). Inlined into its
-    callers: a call per step cost as much as the unrolling gained."""
+    pass over ``out`` (fewer passes than four rows; with more rows per pass LLVM
+    runs out of registers). Inlined into its callers: a call per step would cost as
+    much as the unrolling gains."""
     k = a.shape[0]
     n = w.shape[1]
     k8 = k - k % 8
@@ -168,9 +163,8 @@ def vecmat_acc(a, w, out):
 def input_projection(x, w_ih, bias):
     """``x @ w_ih.T + bias`` for every step at once: (time, batch, gates) from
     (time, batch, features). One large product instead of one per step; for few
-    features (a univariate series has one) a fused loop that writes each row once:
-    filling the rows with the bias and then adding a BLAS or axpy product took 38 us
-    of a 175 us LSTM forward (batch 32, 24 steps, hidden 32)."""
+    features (a univariate series has one) a fused loop that writes each row once,
+    instead of filling the rows with the bias and then adding a product over them."""
     T, B, F = x.shape
     G = w_ih.shape[0]
     xp = np.empty((T, B, G), dtype=x.dtype)
@@ -205,19 +199,17 @@ def sum_outer(d, a):
     (time, batch, k) (padding rows of ``d`` are zero).
 
     Either one product per step into a (k, gates) accumulator, or one product over
-    all steps; which is faster depends on the shapes (one BLAS thread, 50 steps,
-    measured in one process):
+    all steps; which is faster depends on the shapes:
 
     * k = 1 (a univariate input): one product, a matrix-vector product.
     * 2 <= k < 16 (a few input features): per step. One product over all steps,
-      (gates x time*batch) @ (time*batch x k), ran 3-8x slower than per-step once
-      time x batch x gates passed ~400k (OpenBLAS handles the thin output badly).
+      (gates x time*batch) @ (time*batch x k), has a thin output that OpenBLAS
+      handles badly once time x batch x gates is large.
     * k >= 16 (the recurrent weights): per step while the step has at least 32 rows
-      and the accumulator is small (up to 16384 elements, hidden 64 for an LSTM):
-      whole backward passes 1.1-1.25x faster at 128 rows and hidden 16-64, 1.05x at
-      32 rows. Otherwise one product: 1.05-1.3x faster at 16 rows, and 1.13-1.2x for
-      a hidden-128 LSTM at 16-32 rows, whose 256 KB accumulator does not stay in
-      cache between steps.
+      and the accumulator is small (up to 16384 elements, hidden 64 for an LSTM), so
+      that it stays in cache between steps. Otherwise one product: with few rows a
+      step's product is too thin, and a large accumulator (a hidden-128 LSTM's
+      256 KB) leaves the cache between steps.
     """
     T, B, G = d.shape
     K = a.shape[2]
@@ -238,13 +230,10 @@ def streams_weight_grads(T, B, G, itemsize):
     stored gate gradients of every step after it (:func:`weight_grads`).
 
     Per step wins once those stored gradients, (T, B, G) floats, outgrow the core's
-    L2 cache, so that the one product after the loop reads them back from memory:
-    GRU forward + backward at 128 rows, 50 steps, one BLAS thread, 1.24-1.31x at
-    hidden 64 (4.9 MB), 1.20x at 128, 1.03x at 32 (2.4 MB). Below that, or with fewer than
-    32 rows (BLAS is slow with so short an inner dimension), the product after the
-    loop is as fast or faster (16 rows, hidden 32-64: 1.12-1.15x). LSTM: 1.06x at
-    hidden 64, 1.10x at 128 (128 rows). Not the RNN: its gradients are a quarter of
-    an LSTM's, and per step ran 0.92-1.02x (256 rows at hidden 64, 128 at 128)."""
+    L2 cache (2 MB), so that the one product after the loop would read them back
+    from memory. Below that, or with fewer than 32 rows (BLAS is slow with so short
+    an inner dimension), the product after the loop is as fast or faster. The RNN
+    never streams: its gradients are a quarter of an LSTM's."""
     return B >= 32 and T * B * G * itemsize >= (2 << 20)
 
 
@@ -255,12 +244,10 @@ def accumulate_outer(dg, a, acc_t):
 
     The backward kernels call it inside their time loop, while the step's gate
     gradients are still in cache, instead of one product over every step's after the
-    loop: that product re-read (time, batch, gates) arrays of several MB from memory
-    (GRU backward, 128 rows, hidden 64: 6.5 -> 4.9 ms). A few input features (k < 16)
-    go through an axpy loop (BLAS handles the thin output badly), four rows of ``dg``
-    per pass over ``acc_t``'s row: a quarter of its loads and stores, and four
-    independent products per store (128 x 192, one feature: 0.9 us against 2.6 one
-    row at a time)."""
+    loop, which would re-read (time, batch, gates) arrays of several MB from
+    memory. A few input features (k < 16) go through an axpy loop (BLAS handles the
+    thin output badly), four rows of ``dg`` per pass over ``acc_t``'s row: a
+    quarter of its loads and stores, and four independent products per store."""
     B, K = a.shape
     G = dg.shape[1]
     if K >= 16:
@@ -326,8 +313,7 @@ def weight_grads(dpre, inp, hs):
 @njit(**JIT_OPTIONS)
 def col_sum(d):
     """Sum of (time, batch, gates) over time and batch, in row order so that the inner
-    loop vectorizes (numba's ``sum(axis=0)`` does not: it was 1 ms of a 5 ms LSTM
-    backward pass at batch 256)."""
+    loop vectorizes (numba's ``sum(axis=0)`` does not)."""
     T, B, G = d.shape
     d2 = d.reshape(T * B, G)
     out = np.zeros(G, dtype=d.dtype)
@@ -400,8 +386,7 @@ def reverse_padded(a, lengths):
 @njit(**JIT_OPTIONS)
 def add_bias_relu(a, b):
     """``a = max(a + b, 0)`` in place over the rows of ``a`` (m, d), ``b`` (d,): the
-    decoder head's hidden layer, one pass instead of numpy's two (each 2-3x slower
-    than this loop at the decoder's sizes)."""
+    decoder head's hidden layer, one pass instead of numpy's two."""
     m, d = a.shape
     for i in range(m):
         for j in range(d):

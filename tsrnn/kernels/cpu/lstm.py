@@ -52,8 +52,7 @@ def _backward_row(g_b, tc_b, cp, dc_b, do_b, dh_b, dp_b, H):
     recurrent product. One array for both, not two views of one row: LLVM then sees
     one base pointer, where two would fail its overlap check and run the scalar loop."""
     gi, gf, gg, go = gate_views(g_b, H)
-    # Two loops with fewer arrays each vectorize better than one (2x per element at
-    # hidden 16, 1.4x at 32, measured in one process).
+    # Two loops with fewer arrays each vectorize better than one.
     for j in range(H):
         dhj = dh_b[j] + do_b[j]
         o = go[j]
@@ -141,8 +140,8 @@ def lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, keep):
         out_s = out[s]
         # Row views (g_b[j] rather than gs[b, j]) keep the inner loops simple enough
         # for LLVM to vectorize. While every row is active (every step of an
-        # equal-length batch) the row loop has no padding branch: with one, the rows'
-        # loops compiled 1.4-1.9x slower (backward step, hidden 16-64).
+        # equal-length batch) the row loop has no padding branch, which would keep
+        # LLVM from vectorizing the rows' loops.
         if s < min_len:
             for b in range(B):
                 _forward_row(gs[b], c_prev[b], c_next[b], h_next[b], tc[b], out_s[b],
@@ -174,9 +173,8 @@ def lstm_backward(x, w_ih, w_hh, lengths, hs, cs, gates, tanh_c, dout, dh_n, dc_
 
     ``gates`` is used up: each step's activated gates are overwritten with their
     pre-activation gradients, which the forward's gates are no longer needed for
-    (pass a copy to keep them). A separate (time, batch, 4 * hidden) array made the
-    backward of a 128-row shard 1.06-1.13x slower (hidden 32-128, measured in one
-    process): 13 MB more memory traffic at hidden 128.
+    (pass a copy to keep them): a separate (time, batch, 4 * hidden) array would add
+    its size in memory traffic to every backward pass.
     """
     T, B, _ = x.shape
     H = w_hh.shape[1]

@@ -33,11 +33,39 @@ CUDA_THREADS_PER_BLOCK = int(os.environ.get("TSRNN_CUDA_THREADS", "128"))
 #: least this much work: rows x (gates x hidden x directions + ``ROW_WORK``).
 SHARD_MIN_WORK = int(os.environ.get("TSRNN_SHARD_MIN_WORK", "4096"))
 
+
+
+def _probe():  # a function of this package, to ask numba whether it can cache here
+    return 0
+
+
+def disk_cache_available() -> bool:
+    """Whether numba can cache tsrnn's compiled kernels on disk: the package folder,
+    numba's user cache folder or ``NUMBA_CACHE_DIR`` is writable. Hardened containers
+    may allow none of them; numba then refuses ``cache=True`` at import."""
+    import numba
+
+    try:
+        numba.njit(cache=True)(_probe)
+    except RuntimeError:  # "cannot cache function ...: no locator available"
+        return False
+    return True
+
+
 #: Options of every CPU kernel. ``error_model="numpy"``: a float division by zero gives
 #: inf/NaN instead of raising, which removes a branch per division and lets LLVM
 #: vectorize the activations. No ``fastmath``: NaN and inf must survive, so that a
-#: diverging run is seen, not hidden.
-JIT_OPTIONS = dict(cache=True, nogil=True, error_model="numpy")
+#: diverging run is seen, not hidden. ``cache``: compiled kernels are kept on disk,
+#: where there is a writable place for them.
+JIT_OPTIONS = dict(cache=disk_cache_available(), nogil=True, error_model="numpy")
+if not JIT_OPTIONS["cache"]:
+    import warnings
+
+    warnings.warn(
+        "tsrnn cannot cache its compiled kernels: neither its package folder nor "
+        "numba's user cache folder is writable, so every process compiles them again "
+        "(10-20 s). Set NUMBA_CACHE_DIR to a writable folder.", RuntimeWarning,
+        stacklevel=2)
 
 # ------------------------------------------------------------------- forecasting
 #: Floor of an input window's scale with window scaling, in the scaler's units: a
@@ -50,6 +78,12 @@ MAX_CONFORMAL_WINDOWS = 5000
 #: hidden ReLU units of the decoder shared by the steps.
 DECODER_CONTEXT_SIZE = 8
 DECODER_HIDDEN_SIZE = 32
+
+#: A fit whose kept weights have a loss above this many times the naive forecast's
+#: (and above ``DIVERGED_LOSS_FLOOR`` times it, in scaled units) diverged: it raises
+#: instead of giving finite but absurd forecasts.
+DIVERGED_LOSS_FACTOR = 3.0
+DIVERGED_LOSS_FLOOR = 0.1
 
 # -------------------------------------------------------------------- model file
 #: Largest ``meta.json`` a model file may hold (names, ids and curves, not arrays).

@@ -77,6 +77,10 @@ def _parse_time(s, path, col):
 
     if pd.api.types.is_integer_dtype(s):
         return s
+    if pd.api.types.is_numeric_dtype(s):  # never read numbers as nanoseconds
+        raise CLIError(f"column {col!r} of {path} holds numbers that are not integers "
+                       f"(first value {s.iloc[0]!r}): the time column must hold "
+                       "timestamps or integer steps.")
     try:
         return pd.to_datetime(s)
     except (ValueError, TypeError):
@@ -100,7 +104,13 @@ def _load_model(path):
 
 def _model_and_history(a):
     """The model file and the data CSV, restricted to the model's columns."""
+    from tsrnn.routes import PanelRoute
+
     model = _load_model(a.model)
+    if not isinstance(model.route_, PanelRoute):
+        raise CLIError(f"{a.model} was fitted on arrays (X, y); the command line "
+                       "forecasts models fitted on tables (CSV files, pandas frames). "
+                       "Use it from Python: model.predict(X).")
     target, exog = model.target_names_, model.exog_names_
     df = read_table(a.data, a.time_col)
     return model, _select(df, target, exog, "unique_id" in df.columns)

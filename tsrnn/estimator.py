@@ -20,6 +20,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from tsrnn import _warnings
 from tsrnn.backend import resolve_device
 from tsrnn.fitting import train
 from tsrnn.model_file import ModelFileError, read_model_file, write_model_file
@@ -76,7 +77,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
     num_layers : int, default=1
     bidirectional : bool, default=False
     dropout : float in [0, 1), default=0.0
-        Between recurrent layers, in training.
+        Between recurrent layers, in training (so it needs ``num_layers >= 2``).
     lookback : int, default=24
         Input window length (pandas input; arrays carry their own).
     horizon : int, default=1
@@ -174,7 +175,9 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
     loss_curve_, validation_loss_curve_ : list of float
         Training and validation loss per epoch (scaled units).
     best_epoch_ : int
-        The epoch whose weights were kept (early stopping).
+        The epoch whose weights were kept: the last epoch that improved the best
+        validation loss (the training loss without validation) by more than a
+        relative 1e-4, so not always the exact argmin of the curve.
     n_iter_ : int
         Epochs run.
     n_features_in_ : int
@@ -308,26 +311,31 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         -------
         self
         """
+        return self._fit(X, y, target, future_exog, self._checked_quantiles(),
+                         incremental=False)
+
+    def partial_fit(self, X: pd.Series | pd.DataFrame | npt.ArrayLike,
+                    y: npt.ArrayLike | None = None, *, target: str | list | None = None,
+                    future_exog: list | None = None) -> TSRNNRegressor:
+        """One more epoch on the given data (initializing on the first call)."""
+        quantiles = self.route_.quantiles if hasattr(self, "net_") \
+            else self._checked_quantiles()
+        return self._fit(X, y, target, future_exog, quantiles, incremental=True)
+
+    def _checked_quantiles(self) -> list[float]:
+        """Validate the parameters, alone and together; the sorted quantiles."""
         self._validate_params()
         if self.tbptt_steps is not None and self.bidirectional:
             raise ValueError(
                 "tbptt_steps cannot be combined with bidirectional=True: the reverse "
                 "direction reads the whole window, so there is no chunk to truncate."
             )
+        if self.dropout > 0 and self.num_layers == 1:
+            raise ValueError(
+                f"dropout={self.dropout} acts between recurrent layers; with "
+                "num_layers=1 there is none. Set num_layers >= 2, or dropout=0.")
         resolve_device(self.device)
-        quantiles = check_quantiles(self.quantiles, self.strategy)
-        return self._fit(X, y, target, future_exog, quantiles, incremental=False)
-
-    def partial_fit(self, X: pd.Series | pd.DataFrame | npt.ArrayLike,
-                    y: npt.ArrayLike | None = None, *, target: str | list | None = None,
-                    future_exog: list | None = None) -> TSRNNRegressor:
-        """One more epoch on the given data (initializing on the first call)."""
-        if hasattr(self, "net_"):
-            quantiles = self.route_.quantiles
-        else:
-            self._validate_params()
-            quantiles = check_quantiles(self.quantiles, self.strategy)
-        return self._fit(X, y, target, future_exog, quantiles, incremental=True)
+        return check_quantiles(self.quantiles, self.strategy)
 
     def _fit(self, X, y, target, future_exog, quantiles, incremental):
         previous = self.route_ if (incremental and hasattr(self, "net_")) else None
@@ -376,6 +384,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         if X is not None and not isinstance(X, (pd.Series, pd.DataFrame)):
             raise TypeError("This model was fitted on pandas data: pass a Series or "
                             "DataFrame (or nothing) to predict.")
+        self.route_.check_unchanged(self.get_params())
         return self.route_.predict(self.net_, X, future, level)
 
     def calibrate(self, X: pd.Series | pd.DataFrame,
@@ -435,6 +444,17 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
             raise ModelFileError(f"{path} is not a valid tsrnn model file: {e}") from None
         for k, v in fitted.items():
             setattr(est, k, v)
+        best = {k[5:]: v for k, v in arrays.items() if k.startswith("best/")}
+        if best:  # a checkpoint: the weights the finished fit would keep
+            epoch = est.n_iter_
+            if est.validation_loss_curve_:
+                est.net_.params.update(best)
+                epoch = est.best_epoch_
+            _warnings.warn(
+                f"{path} is a checkpoint of a fit ({est.n_iter_} of {est.max_epochs} "
+                f"epochs): loaded with the weights of epoch {epoch}, without conformal "
+                "scores (calibrate(X) gives them). Resume the fit with fit(..., "
+                "checkpoint_path=...) to finish it.")
         return est
 
     # ------------------------------------------------------- PyTorch weights

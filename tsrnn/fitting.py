@@ -8,11 +8,18 @@ random generator, curves) in a :class:`TrainingState`.
 
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from tsrnn import _warnings
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 from tsrnn.backend import resolve_device
 from tsrnn.data import split_windows
 from tsrnn.model_file import read_model_file, write_model_file
@@ -68,7 +75,39 @@ def set_history(est, history):
     est.n_iter_ = len(est.loss_curve_)
 
 
+@contextmanager
+def checkpoint_lock(path):
+    """Hold ``<path>.lock`` for the whole fit, so that two fits can never write one
+    checkpoint (the second is refused, naming the process that holds it). No lock
+    where ``fcntl`` is missing (Windows)."""
+    if path is None or fcntl is None:
+        yield
+        return
+    lock = Path(f"{path}.lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
+            raise RuntimeError(
+                f"checkpoint_path {path} is in use by another fit (process {holder}); "
+                "give each run its own checkpoint_path.") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def train(est, plan: TrainingPlan, incremental: bool = False) -> None:
+    """Train ``est.net_`` on the windows of ``plan`` (see :func:`_train`), holding
+    the checkpoint's lock when there is one."""
+    with checkpoint_lock(est.checkpoint_path):
+        _train(est, plan, incremental)
+
+
+def _train(est, plan: TrainingPlan, incremental: bool = False) -> None:
     """Train ``est.net_`` on the windows of ``plan``: split them (the last
     ``validation_fraction`` of each series validates, ``plan.gap`` windows before it
     are left out: :func:`tsrnn.data.split_windows`), build or reuse the network, run

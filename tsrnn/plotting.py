@@ -9,25 +9,37 @@ import pandas as pd
 
 
 def _axes(ax, figsize=(9, 4)):
+    """``ax``, or the axes of a new figure. matplotlib's backend is the user's
+    business: it picks a non-interactive one itself where there is no display."""
+    if ax is not None:
+        return ax
     try:
-        import matplotlib
-
-        if ax is None:
-            import matplotlib.pyplot as plt
-
-            if matplotlib.get_backend().lower() in ("", "agg") or not _has_display():
-                matplotlib.use("Agg")
-            return plt.subplots(figsize=figsize)[1]
+        import matplotlib.pyplot as plt
     except ImportError:
         raise ImportError("tsrnn plots need matplotlib: pip install 'tsrnn[plot]'") from None
-    return ax
+    return plt.subplots(figsize=figsize)[1]
 
 
-def _has_display():
-    import os
-    import sys
+def _time_label(t) -> str:
+    """A cut-off for a legend: the date alone when the time is midnight."""
+    if isinstance(t, pd.Timestamp) and t == t.normalize():
+        return t.strftime("%Y-%m-%d")
+    return str(t)
 
-    return sys.platform in ("win32", "darwin") or bool(os.environ.get("DISPLAY"))
+
+def _one_series(frame, series, what):
+    """The rows of one series of a long frame (``series``; the only one when there
+    is one), indexed by ``ds``."""
+    ids = list(dict.fromkeys(frame["unique_id"]))
+    if series is None:
+        if len(ids) != 1:
+            shown = ", ".join(repr(i) for i in ids[:5]) + (", ..." if len(ids) > 5 else "")
+            raise ValueError(f"{what} is a long frame of {len(ids)} series: pass "
+                             f"series= one of {shown}.")
+        series = ids[0]
+    if series not in ids:
+        raise ValueError(f"series {series!r} is not in {what}.")
+    return frame[frame["unique_id"] == series].set_index("ds"), series
 
 
 def _band_pairs(columns, point):
@@ -48,21 +60,37 @@ def _band_pairs(columns, point):
                   if p[0].endswith("%") else 0)
 
 
-def plot_forecast(history, forecast, *, column=None, last=None, actual=None, ax=None):
+def plot_forecast(history, forecast, *, column=None, series=None, last=None, actual=None,
+                  ax=None):
     """History (a Series, or the column of a wide frame), the forecast and its
     intervals (``_lo_/_hi_`` and ``_q`` columns of ``predict``'s result).
 
+    column : name, optional
+        The forecast column (default: the history's, or the first).
+    series : id, optional
+        With long frames (``unique_id``, ``ds``), the series to draw (needed when
+        there are several).
     last : int, optional
         Show only the last ``last`` points of history.
     actual : pd.Series, optional
         What happened over the forecast period, drawn for comparison.
     """
     ax = _axes(ax)
+    if "unique_id" in forecast.columns:
+        forecast, series = _one_series(forecast, series, "the forecast")
+        forecast = forecast.drop(columns="unique_id")
+    if isinstance(history, pd.DataFrame) and "unique_id" in history.columns:
+        history, series = _one_series(history, series, "the history")
+        history = history.drop(columns="unique_id")
+        point = column or forecast.columns[0]
+        name = point[: -len("_pred")] if str(point).endswith("_pred") else point
+        history = history[name if name in history.columns else history.columns[0]]
+        column = point
     if isinstance(history, pd.DataFrame):
-        column = column or history.columns[0]
+        column = column if column is not None else history.columns[0]
         history = history[column]
-    column = column or (history.name if history.name in forecast.columns
-                        else forecast.columns[0])
+    if column is None:
+        column = history.name if history.name in forecast.columns else forecast.columns[0]
     h = history if last is None else history.iloc[-last:]
     ax.plot(h.index, h.to_numpy(), color="0.2", lw=1.2, label="history")
     for i, (label, lo, hi) in enumerate(_band_pairs(list(forecast.columns), column)):
@@ -73,7 +101,10 @@ def plot_forecast(history, forecast, *, column=None, last=None, actual=None, ax=
     if actual is not None:
         ax.plot(actual.index, np.asarray(actual), color="C3", lw=1.2, ls="--",
                 label="actual")
-    ax.set_title(f"{column}: forecast")
+    ax.set_title(f"{column}" + (f" [{series}]" if series is not None else "")
+                 + ": forecast")
+    ax.set_xlabel(history.index.name or "time")
+    ax.set_ylabel(str(history.name if history.name is not None else column))
     ax.legend(loc="upper left", frameon=False)
     return ax
 
@@ -109,10 +140,13 @@ def plot_backtest(result, *, history=None, series=None, target=None, ax=None):
         for _, lo, hi in _band_pairs(cols, "forecast"):
             ax.fill_between(g["ds"], g[lo], g[hi], color=color, alpha=0.15, lw=0)
         ax.plot(g["ds"], g["forecast"], color=color, lw=1.8,
-                label=f"window {w} (cut-off {g['cutoff'].iloc[0]})")
-    mase = result.metrics["mase"].mean()
+                label=f"window {w} (cut-off {_time_label(g['cutoff'].iloc[0])})")
+    key = (series, target) if "unique_id" in result.forecasts.columns else target
+    mase = result.metrics.loc[key, "mase"]
     ax.set_title(f"{target}" + (f" [{series}]" if series is not None else "") +
-                 f": backtest, mean MASE {mase:.3f}")
+                 f": backtest, MASE {mase:.3f} over {fc['window'].nunique()} windows")
+    ax.set_xlabel("time")
+    ax.set_ylabel(str(target))
     ax.legend(loc="upper left", frameon=False, fontsize="small")
     return ax
 
@@ -127,6 +161,7 @@ def plot_loss(estimator, *, ax=None):
     ax.axvline(estimator.best_epoch_, color="0.5", ls=":", label="best epoch")
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.set_ylabel(f"{estimator.loss} loss (scaled units)")
+    loss = "pinball" if getattr(estimator, "quantiles", None) is not None else estimator.loss
+    ax.set_ylabel(f"{loss} loss (scaled units)")
     ax.legend(frameon=False)
     return ax

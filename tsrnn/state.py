@@ -328,6 +328,10 @@ def validate_state(meta, arrays, params):
     expected = {f"net/{k}" for k in shapes} | {f"net/{k}" for k in HEADS[head].keys}
     extra = sorted(k for k in arrays if k.startswith("net/") and k not in expected)
     _need(not extra, f"unexpected weights {extra}")
+    for k in arrays:  # a checkpoint's best weights: one per weight
+        if k.startswith("best/"):
+            _need(f"net/{k[5:]}" in expected, f"unexpected checkpoint array {k!r}")
+            _array(arrays, k, arrays[f"net/{k[5:]}"].shape, kinds=dtype.kind)
     for k, a in arrays.items():  # optimizer slots: one per weight, its shape
         if k.startswith("opt/"):
             slot, _, name = k[4:].partition("/")

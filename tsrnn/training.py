@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from tsrnn import _warnings, parallel
-from tsrnn._config import keep_freed_memory
+from tsrnn._config import DIVERGED_LOSS_FACTOR, DIVERGED_LOSS_FLOOR, keep_freed_memory
 from tsrnn.kernels import cpu as _cpu
 from tsrnn.losses import loss_and_grad
 from tsrnn.network import RecurrentNet
@@ -197,4 +197,33 @@ class Trainer:
                 ConvergenceWarning,
             )
         h["stopped"] = stopped
+        self.check_not_diverged(val_idx if len(val_idx) else train_idx, h)
         return h
+
+    def naive_loss(self, idx: np.ndarray) -> float:
+        """The loss of a network that outputs zeros, i.e. of the naive forecast the
+        network forecasts the change from, on (at most 4096 of) the windows ``idx``."""
+        if len(idx) > 4096:
+            idx = idx[np.round(np.linspace(0, len(idx) - 1, 4096)).astype(np.int64)]
+        _, y, _ = self.get_batch(np.asarray(idx))
+        q = max(len(self.quantiles or ()), 1)
+        zeros = np.zeros((len(y), y.shape[1] * q), dtype=y.dtype)
+        return loss_and_grad(self.loss, zeros, y, self.quantiles)[0]
+
+    def check_not_diverged(self, idx: np.ndarray, h: dict) -> None:
+        """A FloatingPointError when the kept weights' loss (the best validation
+        loss, or the last training loss without validation) is more than
+        ``DIVERGED_LOSS_FACTOR`` times the naive forecast's: a run that diverged
+        would otherwise give finite but absurd forecasts."""
+        final = h["best"] if h["val_loss"] else (h["loss"][-1] if h["loss"] else None)
+        if final is None or not len(idx):
+            return
+        naive = self.naive_loss(idx)
+        if final > DIVERGED_LOSS_FACTOR * max(naive, DIVERGED_LOSS_FLOOR):
+            which = "validation" if h["val_loss"] else "training"
+            raise FloatingPointError(
+                f"Training diverged: the {which} loss of the kept weights, {final:.4g}, "
+                f"is {final / max(naive, 1e-300):.3g} times that of the naive forecast "
+                f"({naive:.4g}). Lower learning_rate (now {self.opt.learning_rate:g}) "
+                "or set clip_norm.")
+

@@ -29,9 +29,11 @@ from tsrnn.data.panel import (
     StackedIndex,
     as_list,
     check_finite,
+    check_future_fits,
     check_min_length,
     check_numeric_columns,
     check_time_index,
+    columns_of,
     future_index,
     future_indexes,
     pack,
@@ -50,12 +52,12 @@ from tsrnn.data.windows import (
 )
 
 __all__ = [
-    "as_list", "auto_calendar", "calendar_values", "check_finite", "check_min_length",
-    "check_numeric_columns", "check_time_index", "choose_calendar", "choose_season",
-    "decode_freq", "decode_index", "encode_freq", "encode_index", "fit_scaler",
-    "future_index", "future_indexes", "gather_windows", "held_out_tail", "make_windows",
-    "network_windows", "pack", "scale_values", "season_length_for", "split_windows",
-    "stacked_calendar_values", "step_length", "training_batch", "window_starts",
-    "window_stats", "CALENDAR_CYCLES", "LONG_COLUMNS", "MAX_ABS_VALUE",
-    "MIN_CALENDAR_REPEATS", "Panel", "StackedIndex",
+    "as_list", "auto_calendar", "calendar_values", "check_finite", "check_future_fits",
+    "check_min_length", "check_numeric_columns", "check_time_index", "choose_calendar",
+    "choose_season", "columns_of", "decode_freq", "decode_index", "encode_freq",
+    "encode_index", "fit_scaler", "future_index", "future_indexes", "gather_windows",
+    "held_out_tail", "make_windows", "network_windows", "pack", "scale_values",
+    "season_length_for", "split_windows", "stacked_calendar_values", "step_length",
+    "training_batch", "window_starts", "window_stats", "CALENDAR_CYCLES", "LONG_COLUMNS",
+    "MAX_ABS_VALUE", "MIN_CALENDAR_REPEATS", "Panel", "StackedIndex",
 ]

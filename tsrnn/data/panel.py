@@ -45,9 +45,10 @@ def _is_numeric(s: pd.Series) -> bool:
 
 def check_numeric_columns(df: pd.DataFrame, columns) -> None:
     for c in columns:
-        if not _is_numeric(df[c]):  # bool counts as numeric (0/1 flags)
+        col = df.iloc[:, df.columns.get_loc(c)]
+        if not _is_numeric(col):  # bool counts as numeric (0/1 flags)
             raise TypeError(
-                f"Column {c!r} has dtype {df[c].dtype}; tsrnn needs numeric columns "
+                f"Column {c!r} has dtype {col.dtype}; tsrnn needs numeric columns "
                 "(convert or drop it; for categories, one-hot encode them first)."
             )
 
@@ -104,7 +105,8 @@ def check_time_index(index: pd.Index, freq=None, where: str = "the data"):
         if freq is None:
             if len(index) >= 2:
                 step = index[1] - index[0]
-                bad = np.flatnonzero(np.diff(index.asi8) != step.value)
+                ticks = index.asi8  # in the index's own unit (ns, us, ...)
+                bad = np.flatnonzero(np.diff(ticks) != ticks[1] - ticks[0])
                 pos = int(bad[0]) + 1 if bad.size else None
                 if pos is None:
                     return pd.tseries.frequencies.to_offset(step)
@@ -190,8 +192,11 @@ def future_index(index: pd.Index, freq, horizon: int) -> pd.Index:
         return pd.period_range(last + 1, periods=horizon, freq=index.freq)
     if isinstance(index, pd.DatetimeIndex):
         return pd.date_range(last, periods=horizon + 1, freq=freq)[1:]
-    step = freq if isinstance(freq, (int, np.integer)) else 1
-    return pd.RangeIndex(last + step, last + step * (horizon + 1), step)
+    step = int(freq) if isinstance(freq, (int, np.integer)) else 1
+    if int(last) + step * horizon > np.iinfo(np.int64).max:
+        raise ValueError(f"The integer index ends at {int(last)}: the {horizon} forecast "
+                         "steps after it do not fit in int64. Renumber the index.")
+    return pd.RangeIndex(int(last) + step, int(last) + step * (horizon + 1), step)
 
 
 class StackedIndex(Sequence):
@@ -262,14 +267,14 @@ def pack(X, *, target=None, exog=None, freq=None, missing="raise", id_col="uniqu
 
     if kind == "long":
         value_cols = [c for c in X.columns if c not in (id_col, time_col)]
-        targets = as_list(target) or (["y"] if "y" in value_cols else [])
+        targets = as_list(target, value_cols) or (["y"] if "y" in value_cols else [])
         if not targets:
             raise ValueError("A long frame needs a 'y' column or target=.")
     else:
         value_cols = list(X.columns)
-        targets = as_list(target)
+        targets = as_list(target, value_cols)
         if not targets:
-            targets = [c for c in value_cols if _is_numeric(X[c])]
+            targets = [c for i, c in enumerate(value_cols) if _is_numeric(X.iloc[:, i])]
             if not targets:
                 raise TypeError("X has no numeric column to forecast.")
     for t in targets:
@@ -285,11 +290,18 @@ def pack(X, *, target=None, exog=None, freq=None, missing="raise", id_col="uniqu
 
     if kind != "long":
         freq = check_time_index(X.index, freq, where="X")
-        values = X[channels].to_numpy(dtype=np.float64, copy=True)
+        values = columns_of(X, channels).to_numpy(dtype=np.float64, copy=True)
         check_finite(values, channels, X.index, "X", missing)
         return Panel(values, np.array([0, len(values)], np.int64), [None], [X.index],
                      channels, len(targets), kind, freq, list(targets))
 
+    missing_id = X[id_col].isna().to_numpy()
+    if missing_id.any():
+        rows = np.flatnonzero(missing_id)
+        raise ValueError(
+            f"Column {id_col!r} is missing at {rows.size} row(s) (positions "
+            f"{rows[:5].tolist()}{', ...' if rows.size > 5 else ''}): every row of a "
+            "long frame needs its series id. Fill or drop those rows.")
     ids, blocks, indexes = [], [], []
     ds = X[time_col]
     if not (pd.api.types.is_datetime64_any_dtype(ds) or pd.api.types.is_integer_dtype(ds)):
@@ -300,7 +312,7 @@ def pack(X, *, target=None, exog=None, freq=None, missing="raise", id_col="uniqu
             else pd.DatetimeIndex(g[time_col])
         f = check_time_index(idx, seen_freq, where=f"series {uid!r}")
         seen_freq = seen_freq or f
-        v = g[channels].to_numpy(dtype=np.float64, copy=True)
+        v = columns_of(g, channels).to_numpy(dtype=np.float64, copy=True)
         check_finite(v, channels, idx, f"series {uid!r}", missing)
         ids.append(uid)
         blocks.append(v)
@@ -322,10 +334,36 @@ def check_min_length(panel: Panel, need: int, what: str) -> None:
         raise ValueError(f"{who} has {lengths[i]} rows, fewer than {what} = {need}.")
 
 
-def as_list(v):
+def as_list(v, columns=()):
+    """Column names as a list: None is none, a list (or array, or Index) is as many
+    names, a tuple is one name when ``columns`` has it, and any other value (a str,
+    an int, a bool) is one name."""
     if v is None:
         return []
-    if isinstance(v, str):
+    if isinstance(v, tuple) and v in list(columns):
         return [v]
-    return list(v)
+    if isinstance(v, (list, tuple, np.ndarray, pd.Index)):
+        return list(v)
+    return [v]
+
+
+def columns_of(X: pd.DataFrame, names) -> pd.DataFrame:
+    """``X[names]`` by position, so that bool or int column names are names, never
+    a mask or a position."""
+    return X.iloc[:, [X.columns.get_loc(c) for c in names]]
+
+
+def check_future_fits(panel: Panel, horizon: int) -> None:
+    """Every integer-indexed series leaves room for ``horizon`` more steps in
+    int64, or a ValueError naming the first that does not."""
+    top = np.iinfo(np.int64).max
+    for uid, idx in zip(panel.ids, panel.index):
+        if isinstance(idx, (pd.DatetimeIndex, pd.PeriodIndex)) or len(idx) == 0:
+            continue
+        step = int(panel.freq) if isinstance(panel.freq, (int, np.integer)) else 1
+        if int(idx[-1]) + step * horizon > top:
+            who = "X" if uid is None else f"series {uid!r}"
+            raise ValueError(f"The integer index of {who} ends at {int(idx[-1])}: the "
+                             f"{horizon} forecast steps after it do not fit in int64. "
+                             "Renumber the index (from 0, say).")
 

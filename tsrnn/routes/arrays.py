@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils.validation import check_array, check_consistent_length, validate_data
 
+from tsrnn import parallel
 from tsrnn.routes.panel import check_finite_forecast
 from tsrnn.training import TrainingPlan
 
@@ -107,10 +108,11 @@ class ArrayRoute:
         net, Q = est.net_, self.n_quantiles
         out = np.empty((len(xs), len(self.y_loc) * Q))
         rows = net.inference_rows(xs.shape[1])
-        for lo in range(0, len(xs), rows):
-            xb = np.ascontiguousarray(xs[lo : lo + rows])
-            p, _ = net.forward(xb, np.zeros((len(xb), 0), np.float32))
-            out[lo : lo + rows] = p
+        with parallel.one_blas_thread():  # the same bits whatever BLAS's threads
+            for lo in range(0, len(xs), rows):
+                xb = np.ascontiguousarray(xs[lo : lo + rows])
+                p, _ = net.forward(xb, np.zeros((len(xb), 0), np.float32))
+                out[lo : lo + rows] = p
         out = out.reshape(len(xs), -1, Q)
         if Q > 1:
             out = np.sort(out, axis=-1)

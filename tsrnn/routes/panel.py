@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from tsrnn import _warnings, parallel
 from tsrnn import data as D
 from tsrnn import intervals as I
 from tsrnn._config import MIN_WINDOW_SCALE
@@ -84,7 +85,7 @@ class PanelRoute:
         ``previous`` is the route of the fit being continued (partial_fit), whose
         baseline lag, window scaling and calendar are kept."""
         panel = D.pack(X, target=target, freq=est.freq, missing=est.missing)
-        future_exog = D.as_list(future_exog)
+        future_exog = D.as_list(future_exog, panel.channels)
         for c in future_exog:
             if c not in panel.channels[panel.n_targets :]:
                 raise ValueError(
@@ -100,6 +101,7 @@ class PanelRoute:
             )
         D.check_min_length(panel, self.lookback + self.horizon,
                            f"lookback + horizon = {self.lookback} + {self.horizon}")
+        D.check_future_fits(panel, self.horizon)
         if previous is not None and (not isinstance(previous, PanelRoute)
                                      or panel.channels != previous.channels):
             raise ValueError("partial_fit got other columns than the first fit.")
@@ -229,7 +231,17 @@ class PanelRoute:
 
     # ----------------------------------------------------------------- history
     def pack_history(self, X):
-        """New history ``X`` packed with the fitted columns."""
+        """New history ``X`` packed with the fitted columns: a long frame for a model
+        fitted on a long frame, a Series or a wide frame otherwise."""
+        long_in = isinstance(X, pd.DataFrame) and set(D.LONG_COLUMNS) <= set(X.columns)
+        if long_in != (self.kind == "long"):
+            fitted = {"long": "a long frame (unique_id, ds, values)",
+                      "wide": "a wide frame indexed by time",
+                      "series": "a Series"}[self.kind]
+            given = "a long frame" if long_in else f"a {type(X).__name__} indexed by time"
+            raise ValueError(
+                f"This model was fitted on {fitted}; X is {given}. Pass history of the "
+                "same shape as in fit (one model per shape of data).")
         panel = D.pack(X, target=self.target_names, exog=self.exog_names, freq=self.freq,
                        missing="raise")
         if list(panel.channels) != self.channels:
@@ -269,6 +281,18 @@ class PanelRoute:
         return tails, list(panel.ids), params
 
     # ---------------------------------------------------------------- forecast
+    def check_unchanged(self, params) -> None:
+        """The parameters a forecast depends on are those the model was fitted with;
+        a ValueError naming any that changed since (``set_params`` after ``fit``)."""
+        fitted = {"lookback": self.lookback, "horizon": self.horizon,
+                  "strategy": self.strategy, "scaler": self.scaler}
+        changed = [f"{k}={params[k]!r} (fitted with {v!r})" for k, v in fitted.items()
+                   if params[k] != v]
+        if changed:
+            raise ValueError(
+                f"{', '.join(changed)}: the model forecasts what it was fitted for. "
+                "Refit with the new value, or set it back with set_params.")
+
     def predict(self, net, X, future, level):
         levels = I.check_levels(level, self.conformal_scores)
         tails, ids, params = self.history_tails(X)
@@ -319,6 +343,10 @@ class PanelRoute:
         known futures ``futs`` (n, horizon, k): (n, horizon, targets, Q), Q = 1
         without quantiles. Batched forwards over many windows (direct) or per step
         (recursive)."""
+        with parallel.one_blas_thread():  # the same bits whatever BLAS's threads
+            return self._predict_scaled(net, xs, futs)
+
+    def _predict_scaled(self, net, xs, futs):
         nt, H, Q = self.n_targets, self.horizon, self.n_quantiles
         n = len(xs)
         if self.strategy == "direct":
@@ -373,7 +401,34 @@ class PanelRoute:
         and known futures ``f`` of series scaled by ``locs``/``scales``."""
         return self.unscale(self.predict_scaled(net, x, f), locs, scales, levels, x)
 
+    def complete_windows(self, tails, ids, params):
+        """The series whose last ``lookback`` rows are complete (a model fitted with
+        ``missing="skip"`` keeps gaps in its history): the others are refused with a
+        ValueError naming series, column and timestamp; in a long frame they are
+        left out with a warning instead, as long as one series remains."""
+        bad = [i for i, (raw, _) in enumerate(tails) if not np.isfinite(raw).all()]
+        if not bad:
+            return tails, ids, params
+        where = []
+        for i in bad[:5]:
+            raw, idx = tails[i]
+            r, c = np.argwhere(~np.isfinite(raw))[0]
+            who = "" if ids[i] is None else f"series {ids[i]!r}: "
+            where.append(f"{who}column {self.channels[c]!r} at {idx[r]}")
+        msg = (f"{len(bad)} of {len(tails)} series have" if len(tails) > 1 else "It has")
+        msg += (f" a missing value in the last lookback={self.lookback} rows a forecast "
+                "starts from (" + "; ".join(where) + (", ..." if len(bad) > 5 else "")
+                + ").")
+        if self.kind != "long" or len(bad) == len(tails):
+            raise ValueError(msg + " Pass history that ends in complete rows "
+                             "(predict(X)), or fill the gap.")
+        _warnings.warn(msg + " Their forecasts are left out of the result.")
+        keep = [i for i in range(len(tails)) if i not in set(bad)]
+        return ([tails[i] for i in keep], [ids[i] for i in keep],
+                [params[i] for i in keep])
+
     def forecast(self, net, tails, ids, params, future, levels=()):
+        tails, ids, params = self.complete_windows(tails, ids, params)
         H = self.horizon
         n = len(tails)
         C, cal = len(self.channels), self.calendar
@@ -408,8 +463,8 @@ class PanelRoute:
         """Forecast arrays -> the pandas result (wide by time, or long)."""
         names = self.point_names()
         if self.kind != "long":
-            cols = {f"{nm}{sfx}": outs[sfx][0, :, k] for k, nm in enumerate(names)
-                    for sfx in outs}
+            cols = {(nm if sfx == "" else f"{nm}{sfx}"): outs[sfx][0, :, k]
+                    for k, nm in enumerate(names) for sfx in outs}
             return pd.DataFrame(cols, index=fidxs[0])
         H = self.horizon
         uid = pd.Series(ids).repeat(H).reset_index(drop=True)  # keeps the ids' dtype

@@ -72,7 +72,7 @@ def _fallback_gemm(dtype):
     sig = types.void(c_char, c_char, c_int, c_int, c_int, c_f, c_f, c_int, c_f, c_int,
                      c_f, c_f, c_int)
 
-    @cfunc(sig, cache=True)
+    @cfunc(sig, cache=JIT_OPTIONS["cache"])
     def gemm(transa, transb, m_, n_, k_, alpha_, a_, lda_, b_, ldb_, beta_, c_, ldc_):
         # Column-major X (r x c, leading dimension r) is the row-major (c, r) array's
         # transpose. Every call here has leading dimension = rows (contiguous).

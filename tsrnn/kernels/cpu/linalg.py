@@ -386,12 +386,13 @@ def reverse_padded(a, lengths):
 @njit(**JIT_OPTIONS)
 def add_bias_relu(a, b):
     """``a = max(a + b, 0)`` in place over the rows of ``a`` (m, d), ``b`` (d,): the
-    decoder head's hidden layer, one pass instead of numpy's two."""
+    decoder head's hidden layer, one pass instead of numpy's two. NaN stays NaN (as
+    in ``np.maximum``), so that a NaN input can never become a finite forecast."""
     m, d = a.shape
     for i in range(m):
         for j in range(d):
             v = a[i, j] + b[j]
-            a[i, j] = v if v > 0 else 0
+            a[i, j] = 0 if v <= 0 else v
     return a
 
 

@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -159,3 +160,70 @@ def test_float16_and_int_columns_fit():
         warnings.simplefilter("ignore")
         fc = TSRNNRegressor(**FAST).fit(df, target="y").predict()
     assert fc.shape == (2, 1) and np.isfinite(fc.to_numpy()).all()
+
+
+@st.composite
+def gappy_panels(draw):
+    """Long or wide frames with NaN anywhere (the last window included), ids that
+    may be missing, and fitted with missing="skip"."""
+    n_series = draw(st.integers(1, 4))
+    n = draw(st.integers(8, 30))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    t = np.arange(n)
+    frames = []
+    for k in range(n_series):
+        y = np.sin(t / 3 + k) + rng.normal(scale=0.1, size=n)
+        for pos in draw(st.lists(st.integers(0, n - 1), max_size=3)):
+            y[pos] = np.nan
+        frames.append(pd.DataFrame({"unique_id": f"s{k}", "ds": pd.date_range(
+            "2020-01-01", periods=n, freq="D"), "y": y}))
+    df = pd.concat(frames, ignore_index=True)
+    nan_ids = draw(st.lists(st.integers(0, len(df) - 1), max_size=2))
+    if nan_ids and draw(st.booleans()):
+        df.loc[nan_ids, "unique_id"] = np.nan
+    return df, draw(st.booleans())
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@given(gappy_panels())
+def test_gaps_in_the_last_window_nan_ids_and_shape_mismatches(case):
+    df, as_wide = case
+    data = df.pivot(index="ds", columns="unique_id", values="y") if (
+        as_wide and df["unique_id"].notna().all()) else df
+    before = data.copy(deep=True)
+    model = TSRNNRegressor(**{**FAST, "missing": "skip"})
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(data)
+    except (ValueError, TypeError) as e:
+        _check_message(e)
+        if data is df and df["unique_id"].isna().any():
+            assert "unique_id" in str(e)  # never dropped silently
+        return
+    assert not (data is df and df["unique_id"].isna().any()), "NaN ids were accepted"
+    pd.testing.assert_frame_equal(data, before)
+    long = data is df
+    last = {u: g["y"].to_numpy()[-FAST["lookback"]:] for u, g in df.groupby("unique_id")}
+    complete = sorted(u for u, v in last.items() if np.isfinite(v).all())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            fc = model.predict()
+        except ValueError as e:
+            _check_message(e)
+            assert "missing value" in str(e)
+            assert (not long) or not complete  # refused only when nothing is left
+            fc = None
+    if fc is not None:
+        assert np.isfinite(fc.select_dtypes("number").to_numpy()).all()
+        if long:
+            assert sorted(fc["unique_id"].unique()) == complete
+            if len(complete) < len(last):  # the others are named in a warning
+                assert any("left out" in str(w.message) for w in caught)
+        else:
+            assert len(complete) == len(last)
+    other = df.dropna() if not long else df.pivot(index="ds", columns="unique_id",
+                                                  values="y")
+    with pytest.raises(ValueError, match="fitted on"):
+        model.predict(other)

@@ -12,7 +12,7 @@ EXPECTED_FAILED = {}
 
 
 @parametrize_with_checks(
-    [TSRNNRegressor(hidden_size=8, max_epochs=20, random_state=0)],
+    [TSRNNRegressor()],
     expected_failed_checks=lambda est: EXPECTED_FAILED,
 )
 def test_sklearn_compatible(estimator, check):

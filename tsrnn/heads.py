@@ -13,7 +13,9 @@ final-state features), over the network's ``params`` dict:
   input's effect is learned once, not per step, and may be non-linear (demand
   against temperature).
 
-Weights use ``nn.Linear``'s layout and initialisation.
+Weights use ``nn.Linear``'s layout and initialisation. ``predict`` is ``forward``
+for inference, computed row by row (:func:`tsrnn.kernels.cpu.linalg.rows_affine`) so
+that a forecast never depends on the other rows of its batch.
 """
 
 from __future__ import annotations
@@ -45,6 +47,13 @@ class LinearHead:
         return feats @ p["head.weight"].T + p["head.bias"], feats
 
     @staticmethod
+    def predict(p, feats, fut, n_steps, context_size):
+        if fut is not None and fut.shape[1]:
+            feats = np.concatenate([feats, fut.astype(feats.dtype)], axis=1)
+        return _cpu.rows_affine(np.ascontiguousarray(feats), p["head.weight"],
+                                p["head.bias"])
+
+    @staticmethod
     def backward(p, saved, dout, context_size):
         feats = saved
         return ({"head.weight": dout.T @ feats, "head.bias": dout.sum(axis=0)},
@@ -66,6 +75,19 @@ class DecoderHead:
         out = r @ p["decoder.out.weight"].T
         out += p["decoder.out.bias"]
         return out.reshape(n, -1), (feats, z, r)
+
+    @staticmethod
+    def predict(p, feats, fut, n_steps, context_size):
+        n, S, c = len(feats), n_steps, context_size
+        ctx = _cpu.rows_affine(np.ascontiguousarray(feats), p["decoder.context.weight"],
+                               p["decoder.context.bias"])
+        z = ctx.reshape(n * S, c)
+        if fut is not None and fut.shape[1]:
+            z = np.concatenate([z, fut.reshape(n * S, -1).astype(z.dtype)], axis=1)
+        r = _cpu.rows_affine(z, p["decoder.hidden.weight"], p["decoder.hidden.bias"])
+        np.maximum(r, 0, out=r)  # ReLU; NaN stays NaN
+        out = _cpu.rows_affine(r, p["decoder.out.weight"], p["decoder.out.bias"])
+        return out.reshape(n, -1)
 
     @staticmethod
     def backward(p, saved, dout, context_size):

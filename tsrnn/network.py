@@ -165,6 +165,11 @@ class RecurrentNet:
         return HEADS[self.head].forward(self.params, feats, fut, self.n_steps,
                                         self.context_size)
 
+    def head_predict(self, feats, fut):
+        """The head at inference: the outputs, each row computed on its own."""
+        return HEADS[self.head].predict(self.params, feats, fut, self.n_steps,
+                                        self.context_size)
+
     def head_backward(self, saved, dout):
         """Gradients of the head's weights and of the final-state features."""
         return HEADS[self.head].backward(self.params, saved, dout, self.context_size)
@@ -278,7 +283,7 @@ class RecurrentNet:
         if not training:
             h = self._single_layer_final_state(x)
             if h is not None:
-                return self.head_forward(h, fut)[0], None
+                return self.head_predict(h, fut), None
         elif self._single_layer_training(x, tbptt_steps):
             h, single_layer = self._single_layer_forward(x)
             out, feats = self.head_forward(h, fut)
@@ -300,6 +305,8 @@ class RecurrentNet:
             x = np.ascontiguousarray(x[:, cut:])
         _, st, cache = F.forward(self.cell, x, p, state=state, dropout=self.dropout,
                                  training=training, seed=rng, **kw)
+        if not training:
+            return self.head_predict(self._features(st), fut), None
         out, feats = self.head_forward(self._features(st), fut)
         return out, (cache, feats, st)
 

@@ -10,6 +10,7 @@ import numpy as np
 from sklearn.utils.validation import check_array, check_consistent_length, validate_data
 
 from tsrnn import parallel
+from tsrnn.data import MAX_ABS_VALUE, fit_scaler
 from tsrnn.routes.panel import check_finite_forecast
 from tsrnn.training import TrainingPlan
 
@@ -31,6 +32,16 @@ def check_X_array(est, X, reset):
             f"{est.n_features_in_} features as input."
         )
     return X
+
+
+def _standardise(a, name):
+    """(mean, standard deviation) of each column of ``a``, computed as the pandas
+    route's scaler does (on ``a / max|a|``, so that huge values cannot overflow)."""
+    if a.size and np.abs(a).max() > MAX_ABS_VALUE:
+        raise ValueError(f"{name} has values larger than {MAX_ABS_VALUE:g} in magnitude; "
+                         "rescale it.")
+    loc, scale = fit_scaler(a, np.array([0, len(a)]), "standard")
+    return loc[0], scale[0]
 
 
 class ArrayRoute:
@@ -72,11 +83,8 @@ class ArrayRoute:
         y2 = y.reshape(len(y), -1)
         if previous is None:
             self.y_1d = y.ndim == 1
-            x_std, y_std = X3.std(axis=(0, 1)), y2.std(axis=0)
-            self.x_loc = X3.mean(axis=(0, 1))
-            self.x_scale = np.where(x_std > 0, x_std, 1.0)
-            self.y_loc = y2.mean(axis=0)
-            self.y_scale = np.where(y_std > 0, y_std, 1.0)
+            self.x_loc, self.x_scale = _standardise(X3.reshape(-1, X3.shape[2]), "X")
+            self.y_loc, self.y_scale = _standardise(y2, "y")
         else:
             self.y_1d = previous.y_1d
             self.x_loc, self.x_scale = previous.x_loc, previous.x_scale

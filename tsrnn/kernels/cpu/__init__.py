@@ -22,7 +22,13 @@ the measurements).
 """
 
 from tsrnn.kernels.cpu.gru import gru_backward, gru_final_state, gru_forward
-from tsrnn.kernels.cpu.linalg import add_bias_relu, relu_backward, reverse_padded, sum_squares
+from tsrnn.kernels.cpu.linalg import (
+    add_bias_relu,
+    relu_backward,
+    reverse_padded,
+    rows_affine,
+    sum_squares,
+)
 from tsrnn.kernels.cpu.lstm import lstm_backward, lstm_final_state, lstm_forward
 from tsrnn.kernels.cpu.rnn import rnn_backward, rnn_final_state, rnn_forward
 
@@ -36,6 +42,7 @@ __all__ = [
     "lstm_forward",
     "relu_backward",
     "reverse_padded",
+    "rows_affine",
     "rnn_backward",
     "rnn_final_state",
     "rnn_forward",

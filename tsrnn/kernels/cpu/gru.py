@@ -21,8 +21,10 @@ from tsrnn.kernels.cpu.linalg import (
     gate_views,
     input_grad,
     input_projection,
+    input_projection_rows,
     matmul_acc,
     min_length,
+    rows_matmul_acc,
     streamed_grad_buffers,
     streams_weight_grads,
     sum_outer,
@@ -192,17 +194,18 @@ def gru_backward(x, w_ih, w_hh, lengths, hs, gates, hn_all, dout, dh_n):
 @njit(**JIT_OPTIONS)
 def gru_final_state(x, w_ih, w_hh, b_ih, b_hh, h0):
     """Inference only: the final ``h`` of one direction of one layer over
-    equal-length rows (see :func:`tsrnn.kernels.cpu.lstm.lstm_final_state`)."""
+    equal-length rows (see :func:`tsrnn.kernels.cpu.lstm.lstm_final_state`), row by
+    row."""
     T, B, _ = x.shape
     H = w_hh.shape[1]
     G = 3 * H
-    xp = input_projection(x, w_ih, b_ih)
+    xp = input_projection_rows(x, w_ih, b_ih)
     w_hh_t = np.ascontiguousarray(w_hh.T)
     h = h0.copy()
     ph = np.empty((B, G), dtype=x.dtype)
     for s in range(T):
         fill_rows(ph, b_hh)
-        matmul_acc(h, w_hh_t, ph)
+        rows_matmul_acc(h, w_hh_t, ph)
         g = xp[s]
         for b in range(B):
             g_b, ph_b, h_b = g[b], ph[b], h[b]

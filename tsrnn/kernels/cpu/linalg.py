@@ -135,6 +135,27 @@ def min_length(lengths):
 
 
 @njit(inline="always", **JIT_OPTIONS)
+def rows_matmul_acc(a, w, out):
+    """``out += a @ w`` one row at a time (:func:`vecmat_acc`): each row's result
+    depends on that row alone, never on how many rows there are. Inference uses it,
+    so that a forecast does not change with the other series in its batch."""
+    for i in range(a.shape[0]):
+        vecmat_acc(a[i], w, out[i])
+
+
+@njit(**JIT_OPTIONS)
+def rows_affine(a, w, bias):
+    """``a @ w.T + bias`` one row at a time (see :func:`rows_matmul_acc`), for the
+    heads at inference: ``a`` (m, k), ``w`` (n, k) as ``nn.Linear`` keeps it."""
+    w_t = np.ascontiguousarray(w.T)
+    out = np.empty((a.shape[0], w.shape[0]), dtype=a.dtype)
+    for i in range(a.shape[0]):
+        out[i] = bias
+        vecmat_acc(a[i], w_t, out[i])
+    return out
+
+
+@njit(inline="always", **JIT_OPTIONS)
 def vecmat_acc(a, w, out):
     """``out += a @ w`` for one row ``a`` (k,), ``w`` (k, n): eight rows of ``w`` per
     pass over ``out`` (fewer passes than four rows; with more rows per pass LLVM
@@ -177,9 +198,29 @@ def input_projection(x, w_ih, bias):
             for j in range(G):
                 row[j] += bias[j]
         return xp
+    return _projection_rows(x2, w_ih, bias, xp)
+
+
+@njit(**JIT_OPTIONS)
+def input_projection_rows(x, w_ih, bias):
+    """:func:`input_projection` row by row whatever the shapes: each row's result
+    depends on that row alone, never on how many rows there are (inference)."""
+    T, B, F = x.shape
+    xp = np.empty((T, B, w_ih.shape[0]), dtype=x.dtype)
+    _projection_rows(x.reshape(T * B, F), w_ih, bias, xp)
+    return xp
+
+
+@njit(inline="always", **JIT_OPTIONS)
+def _projection_rows(x2, w_ih, bias, xp):
+    """``x2 @ w_ih.T + bias`` into ``xp`` (time, batch, gates), one fused pass per
+    row."""
+    F = x2.shape[1]
+    G = w_ih.shape[0]
+    xp2 = xp.reshape(x2.shape[0], G)
     w_t = np.ascontiguousarray(w_ih.T)
     w_0 = w_t[0]
-    for r in range(T * B):
+    for r in range(x2.shape[0]):
         row = xp2[r]
         x_r = x2[r]
         x0 = x_r[0]

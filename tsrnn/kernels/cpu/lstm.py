@@ -16,11 +16,12 @@ from tsrnn.kernels.cpu.linalg import (
     gate_views,
     input_grad,
     input_projection,
+    input_projection_rows,
     min_length,
+    rows_matmul_acc,
     step_product,
     streamed_grad_buffers,
     streams_weight_grads,
-    vecmat_acc,
     weight_grads,
     wide_product_transposed,
 )
@@ -211,22 +212,20 @@ def lstm_final_state(x, w_ih, w_hh, b_ih, b_hh, h0, c0):
     equal-length rows, without the per-step outputs and states that
     :func:`lstm_forward` stores. This is the whole recurrent work of a
     single-layer forecaster's ``predict`` (the head reads only the final state).
+    Row by row (:func:`rows_matmul_acc`): a row's result never depends on the other
+    rows of the batch.
     """
     T, B, _ = x.shape
     H = w_hh.shape[1]
     G = 4 * H
-    xp = input_projection(x, w_ih, b_ih + b_hh)
+    xp = input_projection_rows(x, w_ih, b_ih + b_hh)
     scale, offset = gate_scale_offset(H, 4, 2, x.dtype)
     w_hh_t = np.ascontiguousarray(w_hh.T)
     h = h0.copy()
     c = c0.copy()
-    transposed = B > 1 and wide_product_transposed(B, H)
     for s in range(T):
         g = xp[s]
-        if B == 1:  # the batch-1 latency path: the row product inlined
-            vecmat_acc(h[0], w_hh_t, g[0])
-        else:
-            step_product(h, w_hh_t, w_hh, g, transposed)
+        rows_matmul_acc(h, w_hh_t, g)
         for b in range(B):
             g_b, h_b, c_b = g[b], h[b], c[b]
             for j in range(G):

@@ -11,8 +11,10 @@ from tsrnn.kernels.cpu.linalg import (
     copy_rows,
     input_grad,
     input_projection,
+    input_projection_rows,
     matmul_acc,
     min_length,
+    rows_matmul_acc,
     weight_grads,
 )
 
@@ -120,15 +122,16 @@ def rnn_backward(x, w_ih, w_hh, lengths, hs, dout, dh_n, use_relu):
 @njit(**JIT_OPTIONS)
 def rnn_final_state(x, w_ih, w_hh, b_ih, b_hh, h0, use_relu):
     """Inference only: the final ``h`` of one direction of one layer over
-    equal-length rows (see :func:`tsrnn.kernels.cpu.lstm.lstm_final_state`)."""
+    equal-length rows (see :func:`tsrnn.kernels.cpu.lstm.lstm_final_state`), row by
+    row."""
     T, B, _ = x.shape
     H = w_hh.shape[1]
-    xp = input_projection(x, w_ih, b_ih + b_hh)
+    xp = input_projection_rows(x, w_ih, b_ih + b_hh)
     w_hh_t = np.ascontiguousarray(w_hh.T)
     h = h0.copy()
     for s in range(T):
         p = xp[s]
-        matmul_acc(h, w_hh_t, p)
+        rows_matmul_acc(h, w_hh_t, p)
         for b in range(B):
             p_b, h_b = p[b], h[b]
             if use_relu:

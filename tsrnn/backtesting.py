@@ -20,6 +20,7 @@ from sklearn.base import clone
 
 from tsrnn import data as D
 from tsrnn.data.seasons import season_length_for
+from tsrnn.routes.frames import window_frame
 
 if TYPE_CHECKING:
     from tsrnn.estimator import TSRNNRegressor
@@ -156,26 +157,8 @@ def _forecast_block(model, panel, windows, n_drop, levels):
     x, _, f = D.gather_windows(values, first - L, L, H, nt, route.net_fut_cols)
     outs = route.forecast_windows(model.net_, x, f, [params[i][0] for i, _ in which],
                                   [params[i][1] for i, _ in which], levels)
-    # One row per (window, step, target), windows in `which` order, targets fastest.
-    pos = [a - panel.indptr[i] for a, (i, _) in zip(first, which)]
-    ds = panel.index[0][:0].append([panel.index[i][p : p + H]
-                                    for p, (i, _) in zip(pos, which)])
-    cutoff = panel.index[0][:0].append([panel.index[i][p - 1 : p]
-                                        for p, (i, _) in zip(pos, which)])
-    actual = panel.values[first[:, None] + np.arange(H), :nt]  # (n, H, targets)
-    cols = {"target": np.tile(np.asarray(panel.target_names, dtype=object),
-                              len(which) * H),
-            "window": np.repeat([w for _, w in which], H * nt),
-            "cutoff": np.repeat(cutoff, H * nt),
-            "ds": np.repeat(ds, nt),
-            "actual": actual.ravel()}
-    for sfx, arr in outs.items():
-        cols[f"forecast{sfx}"] = arr.ravel()
-    frame = pd.DataFrame(cols)
-    if panel.kind == "long":
-        frame.insert(0, "unique_id", pd.Series(panel.ids).iloc[
-            np.repeat([i for i, _ in which], H * nt)].to_numpy())
-    return frame
+    return window_frame(panel, first, [i for i, _ in which], outs,
+                        extra={"window": [w for _, w in which]})
 
 
 def _metrics(fc, panel, levels, lengths, n_drop, m):

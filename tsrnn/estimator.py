@@ -20,10 +20,10 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from tsrnn import _warnings
 from tsrnn.backend import resolve_device
 from tsrnn.fitting import train
-from tsrnn.model_file import ModelFileError, read_model_file, write_model_file
+from tsrnn.intervals import check_levels
+from tsrnn.model_file import ModelFileError, write_model_file
 from tsrnn.routes import ArrayRoute, PanelRoute
 
 
@@ -353,8 +353,8 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ predict
     def predict(self, X: pd.Series | pd.DataFrame | npt.ArrayLike | None = None, *,
-                future: pd.DataFrame | None = None,
-                level: Sequence[float] | None = None) -> pd.DataFrame | np.ndarray:
+                future: pd.DataFrame | None = None, level: Sequence[float] | None = None,
+                steps: Sequence[int] | None = None) -> pd.DataFrame | np.ndarray:
         """Forecast.
 
         Parameters
@@ -369,6 +369,11 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
             absolute errors of the model on its held-out validation windows (or on
             the data given to :meth:`calibrate`): columns ``<point>_lo_<level>`` and
             ``<point>_hi_<level>``.
+        steps : list of int, optional
+            The steps to forecast, 1 being the first after the history (default
+            1..horizon): any subset of them, or past the horizon for a recursive
+            model. ``future`` then needs only the rows the model reads (for the
+            default decoder head, those of the steps asked for).
 
         Returns
         -------
@@ -380,12 +385,15 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         check_is_fitted(self, "net_")
         self.net_.device = resolve_device(self.device)
         if isinstance(self.route_, ArrayRoute):
+            if steps is not None:
+                raise ValueError("steps= needs a model fitted on pandas data; a model "
+                                 "fitted on arrays forecasts the columns of its y.")
             return self.route_.predict(self, X, level)
         if X is not None and not isinstance(X, (pd.Series, pd.DataFrame)):
             raise TypeError("This model was fitted on pandas data: pass a Series or "
                             "DataFrame (or nothing) to predict.")
         self.route_.check_unchanged(self.get_params())
-        return self.route_.predict(self.net_, X, future, level)
+        return self.route_.predict(self.net_, X, future, level, steps)
 
     def calibrate(self, X: pd.Series | pd.DataFrame,
                   n_windows: int | None = None) -> TSRNNRegressor:
@@ -398,6 +406,37 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
             raise ValueError("calibrate needs a model fitted on pandas data.")
         self.route_.calibrate(self.net_, X, n_windows)
         return self
+
+    def predict_insample(self, X: pd.Series | pd.DataFrame, *, step_size: int = 1,
+                         level: Sequence[float] | None = None) -> pd.DataFrame:
+        """Forecasts from every window of the history ``X`` (the data fitted on, or
+        any history with its columns), without refitting: neuralforecast's
+        ``predict_insample``, darts' ``historical_forecasts``. One batched pass.
+
+        Parameters
+        ----------
+        X : pd.Series or pd.DataFrame
+            History of the shape and columns seen in fit.
+        step_size : int, default=1
+            Distance between forecast origins, counted back from the last window.
+        level : list of float, optional
+            Conformal interval levels, as in :meth:`predict`.
+
+        Returns
+        -------
+        pd.DataFrame, one row per (series, window, step, target): ``unique_id``
+        (long input), ``target``, ``cutoff`` (last timestamp seen), ``ds``, ``step``,
+        ``actual``, ``forecast`` and ``forecast_q<q>`` / ``forecast_lo_<level>`` /
+        ``forecast_hi_<level>`` columns (the layout of a backtest's forecasts).
+        """
+        check_is_fitted(self, "net_")
+        if not isinstance(self.route_, PanelRoute):
+            raise ValueError("predict_insample needs a model fitted on pandas data.")
+        if not (isinstance(step_size, numbers.Integral) and step_size >= 1):
+            raise ValueError(f"step_size must be a positive int; got {step_size!r}.")
+        self.route_.check_unchanged(self.get_params())
+        levels = check_levels(level, self.route_.conformal_scores)
+        return self.route_.insample(self.net_, X, int(step_size), levels)
 
     # --------------------------------------------------------------- model file
     def save(self, path: str | os.PathLike) -> Path:
@@ -418,57 +457,22 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         """Load a model written by :meth:`save` (by this or an older tsrnn). The file
         is validated before anything reaches compiled code: a malformed or crafted
         file raises :class:`~tsrnn.model_file.ModelFileError`."""
-        from tsrnn.state import import_state
+        from tsrnn.state import read_params, restore
 
-        meta, arrays = read_model_file(path)
-        if meta.get("estimator") != cls.__name__:
-            raise ModelFileError(f"{path} holds a {meta.get('estimator')!r}, not a "
-                                 f"{cls.__name__}.")
-        est = cls()
+        meta, arrays, params = read_params(path, cls.__name__, cls().get_params())
+        est = cls(**params)
         try:
-            params = dict(meta["params"])
-            params.setdefault("calendar", None)  # files before calendar features
-            params.setdefault("head", "linear")  # files before the decoder head
-            params.setdefault("window_scaling", False)  # files before it was the default
-            unknown = sorted(set(params) - set(est.get_params()))
-            if unknown:
-                raise ValueError(f"unknown parameters {unknown}")
-            est.set_params(**params)
             est._validate_params()
-            est.net_, est.route_, est.training_state_, fitted = import_state(
-                meta, arrays, est.get_params())
-        except ModelFileError:
-            raise
-        except (KeyError, ValueError, TypeError, IndexError, AttributeError,
-                OverflowError) as e:
+        except (ValueError, TypeError) as e:
             raise ModelFileError(f"{path} is not a valid tsrnn model file: {e}") from None
-        for k, v in fitted.items():
-            setattr(est, k, v)
-        best = {k[5:]: v for k, v in arrays.items() if k.startswith("best/")}
-        if best:  # a checkpoint: the weights the finished fit would keep
-            epoch = est.n_iter_
-            if est.validation_loss_curve_:
-                est.net_.params.update(best)
-                epoch = est.best_epoch_
-            _warnings.warn(
-                f"{path} is a checkpoint of a fit ({est.n_iter_} of {est.max_epochs} "
-                f"epochs): loaded with the weights of epoch {epoch}, without conformal "
-                "scores (calibrate(X) gives them). Resume the fit with fit(..., "
-                "checkpoint_path=...) to finish it.")
-        return est
+        return restore(est, meta, arrays, path)
 
     # ------------------------------------------------------- PyTorch weights
     def to_torch_state_dict(self) -> dict[str, np.ndarray]:
-        """The recurrent weights under PyTorch's ``nn.LSTM/GRU/RNN`` names and shapes
-        (numpy arrays; ``{k: torch.from_numpy(v) for k, v in ...}`` loads them into a
-        torch module built with the same sizes), plus the head's weights in
-        ``nn.Linear`` layout: ``head.weight``/``head.bias`` for ``head="linear"`` (it
-        reads the final state, then the known future inputs step by step), or
-        ``decoder.context`` (final state -> steps x 8), ``decoder.hidden`` (one step's
-        8 context values, then its future inputs -> 32, ReLU) and ``decoder.out``
-        (32 -> the step's outputs) for ``head="mlp"``. The network's inputs are the
-        data columns in fit order, then a sine and a cosine per calendar cycle
-        (``calendar_``)."""
+        """The weights under ``nn.LSTM/GRU/RNN`` names and shapes, plus the head in
+        ``nn.Linear`` layout (numpy arrays; ``docs/model_file.md`` says which module
+        each belongs to). The network's inputs are the data columns in fit order,
+        then a sine and a cosine per calendar cycle (``calendar_``)."""
         check_is_fitted(self, "net_")
         return {k: v.copy() for k, v in self.net_.params.items()}
 
@@ -476,18 +480,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         """Replace the fitted weights with a PyTorch-layout ``state_dict`` (tensors or
         arrays) of the same shapes, e.g. one trained in torch and exported."""
         check_is_fitted(self, "net_")
-        new = {}
-        for k, cur in self.net_.params.items():
-            if k not in state_dict:
-                raise ValueError(f"state_dict is missing {k!r} (shape {cur.shape}).")
-            v = state_dict[k]
-            if hasattr(v, "detach"):
-                v = v.detach().cpu().numpy()
-            v = np.asarray(v)
-            if v.shape != cur.shape:
-                raise ValueError(f"state_dict[{k!r}] has shape {v.shape}; expected {cur.shape}.")
-            new[k] = v.astype(cur.dtype)
-        self.net_.params.update(new)
+        self.net_.load_weights(state_dict)
         return self
 
     def __sklearn_tags__(self):

@@ -117,6 +117,23 @@ class RecurrentNet:
         per_row = steps * 7 * self.hidden_size * self.dirs * 4
         return int(max(16, min(4096, budget_bytes // max(per_row, 1))))
 
+    def load_weights(self, state_dict) -> None:
+        """Replace every weight with ``state_dict``'s (PyTorch tensors or arrays of
+        the same names and shapes), cast to the network's dtype."""
+        new = {}
+        for k, cur in self.params.items():
+            if k not in state_dict:
+                raise ValueError(f"state_dict is missing {k!r} (shape {cur.shape}).")
+            v = state_dict[k]
+            if hasattr(v, "detach"):
+                v = v.detach().cpu().numpy()
+            v = np.asarray(v)
+            if v.shape != cur.shape:
+                raise ValueError(f"state_dict[{k!r}] has shape {v.shape}; expected "
+                                 f"{cur.shape}.")
+            new[k] = np.ascontiguousarray(v, dtype=cur.dtype)
+        self.params.update(new)
+
     def rnn_params(self):
         return {k: self.params[k] for k in self.rnn_keys}
 

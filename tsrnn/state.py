@@ -47,9 +47,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tsrnn import _warnings
 from tsrnn import data as D
 from tsrnn._config import MAX_LAYERS
 from tsrnn.data.codec import object_array, plain, unplain
+from tsrnn.model_file import ModelFileError, read_model_file
 from tsrnn.network import RecurrentNet
 from tsrnn.routes import ArrayRoute, PanelRoute
 
@@ -77,6 +79,53 @@ def json_params(est) -> dict:
         params["checkpoint_path"] = str(params["checkpoint_path"])
     return {k: (int(v) if isinstance(v, numbers.Integral) and not isinstance(v, bool)
                 else v) for k, v in params.items()}
+
+
+def read_params(path, estimator_name: str, defaults: dict):
+    """(meta, arrays, parameters) of a model file, after checking it holds an
+    ``estimator_name`` whose parameters are among ``defaults`` (older files lack the
+    newer ones: they get the value that reproduces them)."""
+    meta, arrays = read_model_file(path)
+    if meta.get("estimator") != estimator_name:
+        raise ModelFileError(f"{path} holds a {meta.get('estimator')!r}, not a "
+                             f"{estimator_name}.")
+    params = dict(meta["params"])
+    params.setdefault("calendar", None)  # files before calendar features
+    params.setdefault("head", "linear")  # files before the decoder head
+    params.setdefault("window_scaling", False)  # files before it was the default
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        raise ModelFileError(f"{path} is not a valid tsrnn model file: unknown "
+                             f"parameters {unknown}")
+    return meta, arrays, params
+
+
+def restore(est, meta, arrays, path):
+    """``est`` (built with the file's parameters) with the file's fitted state,
+    validated first (:func:`validate_state`); a checkpoint gets the weights its
+    finished fit would keep, and a warning."""
+    try:
+        est.net_, est.route_, est.training_state_, fitted = import_state(
+            meta, arrays, est.get_params())
+    except ModelFileError:
+        raise
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError,
+            OverflowError) as e:
+        raise ModelFileError(f"{path} is not a valid tsrnn model file: {e}") from None
+    for k, v in fitted.items():
+        setattr(est, k, v)
+    best = {k[5:]: v for k, v in arrays.items() if k.startswith("best/")}
+    if best:  # a checkpoint: the weights the finished fit would keep
+        epoch = est.n_iter_
+        if est.validation_loss_curve_:
+            est.net_.params.update(best)
+            epoch = est.best_epoch_
+        _warnings.warn(
+            f"{path} is a checkpoint of a fit ({est.n_iter_} of {est.max_epochs} "
+            f"epochs): loaded with the weights of epoch {epoch}, without conformal "
+            "scores (calibrate(X) gives them). Resume the fit with fit(..., "
+            "checkpoint_path=...) to finish it.")
+    return est
 
 
 def export_state(est):

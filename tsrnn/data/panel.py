@@ -211,6 +211,13 @@ class StackedIndex(Sequence):
     def __len__(self) -> int:
         return len(self.stacked) // self.horizon
 
+    def select(self, positions) -> StackedIndex:
+        """The stamps at ``positions`` (0-based, within each series' ``horizon``) of
+        every series."""
+        positions = np.asarray(positions, dtype=np.int64)
+        take = (np.arange(len(self))[:, None] * self.horizon + positions).ravel()
+        return StackedIndex(self.stacked[take], len(positions))
+
     def __getitem__(self, i):
         n = len(self)
         if not -n <= i < n:

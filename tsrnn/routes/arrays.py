@@ -11,7 +11,7 @@ from sklearn.utils.validation import check_array, check_consistent_length, valid
 
 from tsrnn import parallel
 from tsrnn.data import MAX_ABS_VALUE, fit_scaler
-from tsrnn.routes.panel import check_finite_forecast
+from tsrnn.routes.forecasting import check_finite_forecast
 from tsrnn.training import TrainingPlan
 
 

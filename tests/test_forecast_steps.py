@@ -1,0 +1,106 @@
+"""Forecasting semantics: any subset of the steps, recursive forecasts past the
+horizon, partial known futures, and in-sample forecasts, each against the slow,
+obvious computation."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from tsrnn import TSRNNRegressor
+from tsrnn.datasets import load_air_passengers, load_elecdemand
+
+
+def fit(X, **kw):
+    fit_kw = {k: kw.pop(k) for k in ("target", "future_exog") if k in kw}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return TSRNNRegressor(**{"hidden_size": 8, "max_epochs": 4, "random_state": 0,
+                                 **kw}).fit(X, **fit_kw)
+
+
+def _long(n_series=3, n=90):
+    t = np.arange(n)
+    return pd.concat([pd.DataFrame({
+        "unique_id": f"s{k}", "ds": pd.date_range("2000-01-01", periods=n, freq="D"),
+        "y": 10 + np.sin(t / 4 + k) * (k + 1) + 0.01 * t}) for k in range(n_series)],
+        ignore_index=True)
+
+
+def test_steps_are_rows_of_the_full_forecast():
+    m = fit(load_air_passengers(), lookback=24, horizon=12)
+    full = m.predict(level=[80])
+    sub = m.predict(steps=[2, 5], level=[80])
+    pd.testing.assert_frame_equal(sub, full.iloc[[1, 4]])
+    long = fit(_long(), lookback=12, horizon=4, quantiles=[0.1, 0.5, 0.9])
+    full, sub = long.predict(), long.predict(steps=[4, 1])
+    expected = full.groupby("unique_id").nth([0, 3]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(sub.reset_index(drop=True), expected)
+
+
+def test_a_direct_model_refuses_steps_past_its_horizon():
+    m = fit(load_air_passengers(), lookback=12, horizon=3)
+    with pytest.raises(ValueError, match="step 4 is beyond the horizon.*recursive"):
+        m.predict(steps=[4])
+    with pytest.raises(ValueError, match="distinct positive integers"):
+        m.predict(steps=[0, 1])
+
+
+def test_a_recursive_model_forecasts_twice_its_horizon_as_one_step_by_hand():
+    data = _long(2)
+    m = fit(data, lookback=12, horizon=3, strategy="recursive")
+    far = m.predict(steps=range(1, 7))
+    history = data.copy()
+    by_hand = []
+    for _ in range(6):  # one step, appended to the history, six times
+        step = m.predict(history, steps=[1])
+        by_hand.append(step)
+        history = pd.concat([history, step.rename(columns={"y_pred": "y"})],
+                            ignore_index=True).sort_values(["unique_id", "ds"])
+    by_hand = pd.concat(by_hand).sort_values(["unique_id", "ds"]).reset_index(drop=True)
+    far = far.sort_values(["unique_id", "ds"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(far[["unique_id", "ds"]], by_hand[["unique_id", "ds"]])
+    np.testing.assert_allclose(far["y_pred"], by_hand["y_pred"], rtol=1e-5)
+    pd.testing.assert_frame_equal(m.predict(), far.groupby("unique_id").head(3)
+                                  .reset_index(drop=True))
+    with pytest.raises(ValueError, match="intervals .* cover steps 1..3"):
+        m.predict(steps=[5], level=[80])
+
+
+def test_future_rows_only_for_the_steps_the_decoder_reads():
+    df = load_elecdemand().iloc[-400:]
+    train, fut = df.iloc[:-6], df.iloc[-6:][["temperature_c", "workday"]]
+    m = fit(train, cell="gru", lookback=48, horizon=6, target="demand_gw",
+            future_exog=["temperature_c", "workday"])
+    full = m.predict(future=fut)
+    pd.testing.assert_frame_equal(m.predict(future=fut.iloc[[1, 4]], steps=[2, 5]),
+                                  full.iloc[[1, 4]])
+    with pytest.raises(ValueError, match=r"lacks \['2014-12-31 22:00:00'\]"):
+        m.predict(future=fut.iloc[[1]], steps=[2, 5])
+    linear = fit(train, cell="gru", lookback=48, horizon=6, head="linear",
+                 target="demand_gw", future_exog=["temperature_c", "workday"])
+    with pytest.raises(ValueError, match="lacks"):  # the linear head reads all steps
+        linear.predict(future=fut.iloc[[1, 4]], steps=[2, 5])
+
+
+def test_in_sample_forecasts_equal_predict_on_the_truncated_history():
+    data = _long(3)
+    m = fit(data, lookback=12, horizon=4)
+    ins = m.predict_insample(data, step_size=7, level=[80])
+    cutoffs = sorted(ins["cutoff"].unique())
+    assert ins.groupby("cutoff").size().eq(3 * 4).all()  # every series, every step
+    assert cutoffs[-1] == data["ds"].max() - pd.Timedelta(days=4)  # the last window
+    assert all((b - a).days == 7 for a, b in zip(cutoffs, cutoffs[1:]))
+    for c in cutoffs[::3]:
+        slow = m.predict(data[data["ds"] <= c], level=[80])
+        got = ins[ins["cutoff"] == c].sort_values(["unique_id", "ds"])
+        np.testing.assert_array_equal(got["forecast"], slow["y_pred"])
+        np.testing.assert_array_equal(got["forecast_hi_80"], slow["y_pred_hi_80"])
+        actual = data.set_index(["unique_id", "ds"]).loc[
+            list(zip(got["unique_id"], got["ds"])), "y"].to_numpy()
+        np.testing.assert_array_equal(got["actual"], actual)
+    series = fit(load_air_passengers(), lookback=24, horizon=12)
+    ins = series.predict_insample(load_air_passengers())
+    assert ins["cutoff"].nunique() == 144 - 24 - 12 + 1 and len(ins) == 109 * 12

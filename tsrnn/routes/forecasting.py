@@ -1,0 +1,269 @@
+"""Forecasting from a fitted pandas route: the network's view of the windows, the
+direct and recursive forecasts, unscaling, intervals, steps, known future inputs,
+and in-sample forecasts. :class:`PanelForecasting` is the half of
+:class:`tsrnn.routes.PanelRoute` that reads its fitted state; the other half sets it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from tsrnn import _warnings, parallel
+from tsrnn import data as D
+from tsrnn import intervals as I
+from tsrnn._config import MIN_WINDOW_SCALE
+from tsrnn.routes.frames import forecast_frame, window_frame
+
+
+class PanelForecasting:
+    """Forecasting methods of :class:`tsrnn.routes.PanelRoute` (see its attributes)."""
+
+    def check_unchanged(self, params) -> None:
+        """The parameters a forecast depends on are those the model was fitted with;
+        a ValueError naming any that changed since (``set_params`` after ``fit``)."""
+        fitted = {"lookback": self.lookback, "horizon": self.horizon,
+                  "strategy": self.strategy, "scaler": self.scaler}
+        changed = [f"{k}={params[k]!r} (fitted with {v!r})" for k, v in fitted.items()
+                   if params[k] != v]
+        if changed:
+            raise ValueError(
+                f"{', '.join(changed)}: the model forecasts what it was fitted for. "
+                "Refit with the new value, or set it back with set_params (fewer "
+                "steps: predict(steps=[...])).")
+
+    def predict(self, net, X, future, level, steps=None):
+        levels = I.check_levels(level, self.conformal_scores)
+        tails, ids, params = self.history_tails(X)
+        return self.forecast(net, tails, ids, params, future, levels, steps)
+
+    def future_block(self, future, uid, fidx, needed):
+        """(len(fidx), k) known future values for one series at the forecast stamps
+        ``fidx``, validated at the 0-based positions ``needed`` (zeros elsewhere: the
+        model does not read them)."""
+        k = len(self.future_exog)
+        out = np.zeros((len(fidx), k))
+        if k == 0:
+            return out
+        who = "" if uid is None else f" for series {uid!r}"
+        want = fidx[needed]
+        if future is None:
+            raise ValueError(
+                f"This model uses known future values of {self.future_exog}: pass "
+                f"future= with {len(want)} rows{who}, indexed by {list(want[:2])}..."
+            )
+        if not isinstance(future, pd.DataFrame):
+            raise TypeError("future must be a pandas DataFrame.")
+        missing_cols = [c for c in self.future_exog if c not in future.columns]
+        if missing_cols:
+            raise ValueError(f"future is missing the column(s) {missing_cols}.")
+        if uid is not None and "unique_id" in future.columns:
+            f = future[future["unique_id"] == uid].set_index("ds")
+        else:
+            f = future
+        absent = want[~want.isin(f.index)]
+        if len(absent):
+            raise ValueError(
+                f"future must hold the forecast timestamps{who} "
+                f"{[str(t) for t in want[:3]]}{' ...' if len(want) > 3 else ''}; it "
+                f"lacks {[str(t) for t in absent[:3]]}"
+                f"{' and more' if len(absent) > 3 else ''}.")
+        v = f.loc[want, self.future_exog].to_numpy(dtype=np.float64)
+        if v.shape[0] != len(want) or not np.isfinite(v).all():
+            raise ValueError(f"future{who} must have one finite row at each of "
+                             f"{want[0]} .. {want[-1]}.")
+        out[needed] = v
+        return out
+
+    def network_windows(self, x, steps):
+        """(xin, base, scale) of windows ``x`` for ``steps`` forecast steps: the
+        network's input, the naive baseline and the unit of the network's output
+        (:func:`tsrnn.data.network_windows`, which training uses too)."""
+        return D.network_windows(np.ascontiguousarray(x), self.n_targets, steps,
+                                 self.season, MIN_WINDOW_SCALE, self.window_scaling)
+
+    def predict_scaled(self, net, xs, futs):
+        """Forecasts in scaled units from windows ``xs`` (n, lookback, channels) and
+        known futures ``futs`` (n, steps, k): (n, steps, targets, Q), Q = 1 without
+        quantiles; ``steps`` is ``horizon`` for a direct model, and as many as
+        ``futs`` has for a recursive one. Batched forwards over many windows (direct)
+        or per step (recursive)."""
+        with parallel.one_blas_thread():  # the same bits whatever BLAS's threads
+            return self._predict_scaled(net, xs, futs)
+
+    def _predict_scaled(self, net, xs, futs):
+        nt, H, Q = self.n_targets, self.horizon, self.n_quantiles
+        n = len(xs)
+        if self.strategy == "direct":
+            pred = np.empty((n, H * nt * Q), np.float32)
+            flat = futs.reshape(n, -1)
+            xin, base, scale = self.network_windows(xs, H)
+            rows = net.inference_rows(xs.shape[1])
+            for lo in range(0, n, rows):
+                pred[lo : lo + rows], _ = net.forward(
+                    np.ascontiguousarray(xin[lo : lo + rows]), flat[lo : lo + rows])
+            pred = pred.reshape(n, H, nt, Q)
+            pred *= scale[..., None]
+            pred += base[..., None]
+            return np.sort(pred, axis=-1) if Q > 1 else pred
+        H = futs.shape[1]  # recursive: as many steps as asked for
+        pred = np.empty((n, H, nt, 1), np.float32)
+        window = np.array(xs, dtype=np.float32)
+        fut_cols = self.net_fut_cols
+        for h in range(H):
+            xin, base, scale = self.network_windows(window, 1)
+            p, _ = net.forward(xin, futs[:, h, :])
+            step = p.reshape(n, nt) * scale[:, 0] + base[:, 0]
+            pred[:, h, :, 0] = step
+            nxt = np.empty((n, 1, window.shape[2]), np.float32)
+            nxt[:, 0, :nt] = step
+            if futs.shape[2]:
+                nxt[:, 0, fut_cols] = futs[:, h, :]
+            window = np.concatenate([window[:, 1:], nxt], axis=1)
+        return pred
+
+    def unscale(self, pred4, locs, scales, levels=(), x=None, steps=None):
+        """Scaled (n, S, targets, Q) -> dict of original-unit (n, S, targets) arrays:
+        "point", one per quantile (q<level>) and lo/hi per conformal level (``x``:
+        the scaled windows forecast from, needed for ``levels``; ``steps``: the
+        1-based steps of the S forecasts, default 1..S)."""
+        rows = slice(None) if steps is None else np.asarray(steps) - 1
+        nt = self.n_targets
+        loc = np.asarray(locs)[:, None, :nt]
+        scale = np.asarray(scales)[:, None, :nt]
+        point = I.point_forecast(pred4, self.quantiles)
+        out = {"": point * scale + loc}
+        for j, q in enumerate(self.quantiles):
+            out[f"_q{q:g}"] = pred4[..., j].astype(np.float64) * scale + loc
+        for lv in levels:
+            # (H, targets) in score units -> (n, H, targets) scaled units
+            half = (I.conformal_halfwidth(self.conformal_scores, lv)[rows]
+                    * self.interval_scale(x))
+            out[f"_lo_{lv:g}"] = (point - half) * scale + loc
+            out[f"_hi_{lv:g}"] = (point + half) * scale + loc
+        for v in out.values():
+            check_finite_forecast(v)
+        return out
+
+    def forecast_windows(self, net, x, f, locs, scales, levels):
+        """Original-unit forecasts (see :meth:`unscale`) from scaled windows ``x``
+        and known futures ``f`` of series scaled by ``locs``/``scales``."""
+        return self.unscale(self.predict_scaled(net, x, f), locs, scales, levels, x)
+
+    def complete_windows(self, tails, ids, params):
+        """The series whose last ``lookback`` rows are complete (a model fitted with
+        ``missing="skip"`` keeps gaps in its history): the others are refused with a
+        ValueError naming series, column and timestamp; in a long frame they are
+        left out with a warning instead, as long as one series remains."""
+        bad = [i for i, (raw, _) in enumerate(tails) if not np.isfinite(raw).all()]
+        if not bad:
+            return tails, ids, params
+        where = []
+        for i in bad[:5]:
+            raw, idx = tails[i]
+            r, c = np.argwhere(~np.isfinite(raw))[0]
+            who = "" if ids[i] is None else f"series {ids[i]!r}: "
+            where.append(f"{who}column {self.channels[c]!r} at {idx[r]}")
+        msg = (f"{len(bad)} of {len(tails)} series have" if len(tails) > 1 else "It has")
+        msg += (f" a missing value in the last lookback={self.lookback} rows a forecast "
+                "starts from (" + "; ".join(where) + (", ..." if len(bad) > 5 else "")
+                + ").")
+        if self.kind != "long" or len(bad) == len(tails):
+            raise ValueError(msg + " Pass history that ends in complete rows "
+                             "(predict(X)), or fill the gap.")
+        _warnings.warn(msg + " Their forecasts are left out of the result.")
+        keep = [i for i in range(len(tails)) if i not in set(bad)]
+        return ([tails[i] for i in keep], [ids[i] for i in keep],
+                [params[i] for i in keep])
+
+    def check_steps(self, steps, levels, head) -> tuple[np.ndarray, np.ndarray]:
+        """The 1-based steps asked for (default 1..horizon) and the 0-based steps whose
+        known future inputs the model reads."""
+        H = self.horizon
+        if steps is None:
+            steps = np.arange(1, H + 1)
+        else:
+            raw = np.atleast_1d(np.asarray(steps))
+            if raw.size == 0 or raw.ndim != 1 or raw.dtype.kind not in "iu" \
+                    or (raw < 1).any() or np.unique(raw).size != raw.size:
+                raise ValueError(f"steps must be distinct positive integers (1 is the "
+                                 f"first step after the history); got {steps!r}.")
+            steps = np.sort(raw.astype(np.int64))
+        top = int(steps[-1])
+        if top > H and self.strategy == "direct":
+            raise ValueError(
+                f"step {top} is beyond the horizon: this direct model forecasts steps "
+                f"1..{H}. Refit with horizon >= {top}, or use strategy='recursive', "
+                "which rolls forward as far as asked.")
+        if levels and top > H:
+            raise ValueError(f"conformal intervals (level=) cover steps 1..{H}, the "
+                             f"held-out errors' horizon; step {top} has none.")
+        if self.strategy == "recursive":
+            needed = np.arange(top)  # every step rolled through
+        elif head == "mlp":
+            needed = steps - 1  # the decoder reads each step's own inputs only
+        else:
+            needed = np.arange(H)  # the linear head reads them all
+        return steps, needed
+
+    def forecast(self, net, tails, ids, params, future, levels=(), steps=None):
+        tails, ids, params = self.complete_windows(tails, ids, params)
+        steps, needed = self.check_steps(steps, levels, net.head)
+        H = self.horizon if self.strategy == "direct" else int(steps[-1])
+        n = len(tails)
+        C, cal = len(self.channels), self.calendar
+        xs = np.empty((n, self.lookback, C + 2 * len(cal)), np.float32)
+        fidxs = D.future_indexes([idx for _, idx in tails], self.freq, H)
+        locs = np.stack([p[0] for p in params])[:, None, :]  # (n, 1, C)
+        scales = np.stack([p[1] for p in params])[:, None, :]
+        xs[:, :, :C] = (np.stack([raw for raw, _ in tails]) - locs) / scales
+        futs = np.zeros((n, H, 0), np.float32)
+        if self.future_exog:  # known future inputs: looked up and scaled per series
+            futs = np.asarray([
+                (self.future_block(future, ids[i], fidxs[i], needed) - loc[self.fut_cols])
+                / scale[self.fut_cols] for i, (loc, scale) in enumerate(params)
+            ], np.float32).reshape(n, H, -1)
+        if cal:  # the calendar columns come after the data, as in fit
+            xs[:, :, C:] = D.stacked_calendar_values(
+                [idx for _, idx in tails], cal).reshape(n, self.lookback, -1)
+            futs = np.concatenate([futs, D.stacked_calendar_values(fidxs, cal).reshape(
+                n, H, -1)], axis=2)
+        pred4 = self.predict_scaled(net, xs, futs)[:, steps - 1]
+        outs = self.unscale(pred4, [p[0] for p in params], [p[1] for p in params],
+                            levels, xs, steps)
+        return forecast_frame(self, outs, ids, fidxs.select(steps - 1))
+
+    def insample(self, net, X, step_size, levels):
+        """Forecasts from every ``step_size``-th window of history ``X`` whose
+        ``horizon`` targets are in ``X`` (counted back from the last one), batched,
+        without refitting: a long frame like :func:`tsrnn.backtest`'s ``forecasts``
+        (``unique_id`` for long input, ``target``, ``cutoff``, ``ds``, ``step``,
+        ``actual``, ``forecast`` and its intervals)."""
+        panel = self.pack_history(X)
+        values, params = self.scale_history(panel)
+        L, H, nt = self.lookback, self.horizon, self.n_targets
+        starts, series = D.window_starts(panel.indptr, L, H)
+        if starts.size == 0:
+            raise ValueError(f"X has no window of lookback + horizon = {L + H} rows.")
+        keep = np.zeros(starts.size, bool)
+        for i in range(panel.n_series):
+            rows = np.flatnonzero(series == i)
+            keep[rows[::-1][::step_size]] = True
+        starts, series = starts[keep], series[keep]
+        frames = []
+        for lo in range(0, starts.size, 4096):
+            s, w = starts[lo : lo + 4096], series[lo : lo + 4096]
+            x, _, f = D.gather_windows(values, s, L, H, nt, self.net_fut_cols)
+            outs = self.forecast_windows(net, x, f, [params[i][0] for i in w],
+                                         [params[i][1] for i in w], levels)
+            frames.append(window_frame(panel, s + L, w, outs))
+        return pd.concat(frames, ignore_index=True)
+
+
+def check_finite_forecast(pred):
+    if not np.isfinite(pred).all():
+        raise FloatingPointError(
+            "The forecast is not finite (the network diverged or the input holds "
+            "extreme values); refusing to return NaN/inf. Refit with a lower "
+            "learning_rate or check the input."
+        )

@@ -104,3 +104,59 @@ def test_in_sample_forecasts_equal_predict_on_the_truncated_history():
     series = fit(load_air_passengers(), lookback=24, horizon=12)
     ins = series.predict_insample(load_air_passengers())
     assert ins["cutoff"].nunique() == 144 - 24 - 12 + 1 and len(ins) == 109 * 12
+
+
+def test_period_ds_in_a_long_frame():
+    data = _long(2, n=60)
+    data["ds"] = pd.period_range("2000-01", periods=60, freq="M").tolist() * 2
+    m = fit(data, lookback=12, horizon=3)
+    fc = m.predict()
+    assert isinstance(fc["ds"].dtype, pd.PeriodDtype)
+    assert list(fc["ds"].unique().astype(str)) == ["2005-01", "2005-02", "2005-03"]
+
+
+def test_grid_search_scores_are_the_rolling_forecasts_mase_by_hand():
+    from sklearn.base import clone
+    from sklearn.model_selection import GridSearchCV, TimeSeriesSplit
+
+    y = load_air_passengers()
+    data = pd.DataFrame({"unique_id": "air", "ds": y.index, "y": y.to_numpy()})
+    cv = TimeSeriesSplit(n_splits=2, test_size=20)
+    est = TSRNNRegressor(lookback=12, horizon=6, hidden_size=8, max_epochs=5,
+                         random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search = GridSearchCV(est, {"cell": ["gru"]}, cv=cv).fit(data)
+        for k, (train, test) in enumerate(cv.split(data)):
+            m = clone(est).set_params(cell="gru").fit(data.iloc[train])
+            hist, fut = data.iloc[train], data.iloc[test]
+            errors = []
+            for j in range(len(fut) - 6 + 1):  # every origin with 6 steps in the fold
+                fc = m.predict(pd.concat([hist, fut.iloc[:j]]))
+                errors.append(np.abs(fut["y"].to_numpy()[j : j + 6] - fc["y_pred"]))
+            train_y = hist["y"].to_numpy()
+            scale = np.mean(np.abs(train_y[12:] - train_y[:-12]))  # seasonal naive
+            by_hand = -np.mean(np.concatenate(errors)) / scale
+            np.testing.assert_allclose(search.cv_results_[f"split{k}_test_score"][0],
+                                       by_hand, rtol=1e-12)
+
+
+def test_grid_search_on_a_series_prefers_a_window_that_sees_the_season():
+    from sklearn.model_selection import GridSearchCV, TimeSeriesSplit
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search = GridSearchCV(
+            TSRNNRegressor(horizon=12, hidden_size=16, max_epochs=30, random_state=0),
+            {"lookback": [3, 24]}, cv=TimeSeriesSplit(n_splits=2, test_size=24),
+        ).fit(load_air_passengers())
+    assert search.best_params_ == {"lookback": 24}
+    assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+
+
+def test_score_needs_the_continuation_of_the_fitted_history():
+    y = load_air_passengers()
+    m = fit(y[:-24], lookback=12, horizon=6)
+    assert m.score(y[-24:]) < 0
+    with pytest.raises(ValueError, match="must continue the fitted history"):
+        m.score(y[-20:])

@@ -407,6 +407,26 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         self.route_.calibrate(self.net_, X, n_windows)
         return self
 
+    def score(self, X, y=None, sample_weight=None) -> float:
+        """Forecast accuracy, higher is better.
+
+        On pandas data: ``X`` continues the fitted history (as the test fold of a
+        ``TimeSeriesSplit`` does), and the score is minus the mean, over series and
+        targets, of the MASE of the rolling forecasts over ``X``: from every origin
+        whose ``horizon`` steps lie in ``X`` (the first at the end of the fitted
+        history), without refitting, scaled by the in-sample seasonal-naive error of
+        the training data. So ``GridSearchCV(model, grid,
+        cv=TimeSeriesSplit(...)).fit(y)`` tunes the model on rolling origins (sort
+        a long frame by ``ds`` first). On arrays: R^2 of ``predict(X)`` against
+        ``y`` (scikit-learn's regressor score)."""
+        if isinstance(X, (pd.Series, pd.DataFrame)) and y is None:
+            check_is_fitted(self, "net_")
+            if not isinstance(self.route_, PanelRoute):
+                raise ValueError("This model was fitted on arrays: pass y to score.")
+            self.route_.check_unchanged(self.get_params())
+            return self.route_.score(self.net_, X)
+        return super().score(X, y, sample_weight=sample_weight)
+
     def predict_insample(self, X: pd.Series | pd.DataFrame, *, step_size: int = 1,
                          level: Sequence[float] | None = None) -> pd.DataFrame:
         """Forecasts from every window of the history ``X`` (the data fitted on, or

@@ -181,6 +181,7 @@ def export_state(est):
         if route.conformal_scores is not None:
             arrays["conformal_scores"] = route.conformal_scores
             state["conformal_per_window"] = bool(route.conformal_per_window)
+        arrays["mase_scale"] = route.mase_scale
         arrays["scaler_loc"] = np.stack([route.scaler_params[u][0] for u in route.ids])
         arrays["scaler_scale"] = np.stack([route.scaler_params[u][1] for u in route.ids])
         arrays["tail_values"] = np.stack([v for v, _ in route.tails])
@@ -247,6 +248,13 @@ def import_state(meta, arrays, params):
     route.future_exog = [unplain(c) for c in state["future_exog"]]
     route.fut_cols = arrays["fut_cols"]
     route.conformal_scores = arrays.get("conformal_scores")
+    if "mase_scale" in arrays:  # files before score() on pandas data lack it
+        route.mase_scale = arrays["mase_scale"]
+    else:
+        route.mase_scale = D.naive_scale(
+            np.concatenate(arrays["tail_values"]),
+            np.arange(0, len(arrays["tail_values"]) + 1) * params["lookback"],
+            int(state["n_targets"]), 1)
     # files before per-window scores hold them in series units
     route.conformal_per_window = bool(state.get("conformal_per_window", False))
     route.kind = state["kind"]
@@ -427,6 +435,9 @@ def _validate_panel(state, arrays, params, n_in, Q):
     _need((scale > 0).all(), "array 'scaler_scale' must be positive")
     _array(arrays, "tail_values", (n, lookback, C))
     _array(arrays, "tail_index", (n, lookback), kinds="i", finite=False)
+    if "mase_scale" in arrays:
+        m = _array(arrays, "mase_scale", (n, nt))
+        _need((m > 0).all(), "array 'mase_scale' must be positive")
     if "conformal_scores" in arrays:
         s = _array(arrays, "conformal_scores", (arrays["conformal_scores"].shape[0],
                                                 horizon, nt))

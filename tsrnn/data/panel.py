@@ -311,12 +311,19 @@ def pack(X, *, target=None, exog=None, freq=None, missing="raise", id_col="uniqu
             "long frame needs its series id. Fill or drop those rows.")
     ids, blocks, indexes = [], [], []
     ds = X[time_col]
-    if not (pd.api.types.is_datetime64_any_dtype(ds) or pd.api.types.is_integer_dtype(ds)):
-        raise TypeError(f"Column {time_col!r} must hold timestamps or integers. Got {ds.dtype}.")
+    is_period = isinstance(ds.dtype, pd.PeriodDtype)
+    if not (pd.api.types.is_datetime64_any_dtype(ds) or pd.api.types.is_integer_dtype(ds)
+            or is_period):
+        raise TypeError(f"Column {time_col!r} must hold timestamps, periods or integers. "
+                        f"Got {ds.dtype}.")
     seen_freq = freq
     for uid, g in X.groupby(id_col, sort=False):
-        idx = pd.Index(g[time_col]) if not pd.api.types.is_datetime64_any_dtype(ds) \
-            else pd.DatetimeIndex(g[time_col])
+        if is_period:
+            idx = pd.PeriodIndex(g[time_col])
+        elif pd.api.types.is_datetime64_any_dtype(ds):
+            idx = pd.DatetimeIndex(g[time_col])
+        else:
+            idx = pd.Index(g[time_col])
         f = check_time_index(idx, seen_freq, where=f"series {uid!r}")
         seen_freq = seen_freq or f
         v = columns_of(g, channels).to_numpy(dtype=np.float64, copy=True)

@@ -24,6 +24,22 @@ def season_length_for(freq) -> int:
     return 1
 
 
+def naive_scale(values, indptr, n_targets, m) -> np.ndarray:
+    """The MASE denominators of packed series: the mean absolute error of the
+    in-sample seasonal-naive forecast (lag ``m``, or 1 for a series of ``m`` rows or
+    fewer), (n_series, n_targets); NaN rows are ignored, and a zero error (a
+    constant series) becomes 1."""
+    out = np.ones((len(indptr) - 1, n_targets))
+    for i in range(len(indptr) - 1):
+        v = values[indptr[i] : indptr[i + 1], :n_targets]
+        lag = m if len(v) > m else 1
+        if len(v) > lag:
+            with np.errstate(all="ignore"):
+                e = np.nanmean(np.abs(v[lag:] - v[:-lag]), axis=0)
+            out[i] = np.where(np.isfinite(e) & (e > 0), e, 1.0)
+    return out
+
+
 def choose_season(values, panel, steps, bad, *, baseline, season_length, lookback):
     """The lag of the naive baseline: 0 (last value) or the season length m.
 

@@ -233,6 +233,58 @@ class PanelForecasting:
                             levels, xs, steps)
         return forecast_frame(self, outs, ids, fidxs.select(steps - 1))
 
+    def continued(self, X):
+        """The fitted history's tails followed by ``X``, which must continue them
+        (each series of ``X`` a fitted one, starting the step after its fitted end,
+        with at least ``horizon`` rows): a packed panel, and the number of rows of
+        ``X`` per series."""
+        panel = self.pack_history(X)
+        blocks, indexes, n_new = [], [], []
+        for i, uid in enumerate(panel.ids):
+            who = "X" if uid is None else f"series {uid!r} of X"
+            if uid not in self.ids:
+                raise ValueError(f"{who} was not fitted: score() continues the fitted "
+                                 "series.")
+            raw, tail_idx = self.tails[self.ids.index(uid)]
+            idx = panel.index[i]
+            nxt = D.future_index(tail_idx, self.freq, 1)[0]
+            if idx[0] != nxt:
+                raise ValueError(f"{who} must continue the fitted history, which ends "
+                                 f"at {tail_idx[-1]}: it starts at {idx[0]}, not {nxt}.")
+            if len(idx) < self.horizon:
+                raise ValueError(f"{who} has {len(idx)} rows; a forecast of horizon "
+                                 f"{self.horizon} needs at least that many to score.")
+            blocks.append(np.vstack([raw, panel.values[panel.indptr[i]:panel.indptr[i + 1]]]))
+            indexes.append(tail_idx.append(idx))
+            n_new.append(len(idx))
+        lengths = [len(b) for b in blocks]
+        indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        joined = D.Panel(np.concatenate(blocks), indptr, list(panel.ids), indexes,
+                         list(panel.channels), panel.n_targets, panel.kind, self.freq,
+                         list(panel.target_names))
+        return joined, np.asarray(n_new)
+
+    def score(self, net, X) -> float:
+        """Minus the mean MASE of rolling forecasts over ``X`` (see
+        :meth:`tsrnn.TSRNNRegressor.score`)."""
+        panel, n_new = self.continued(X)
+        values, params = self.scale_history(panel)
+        L, H, nt = self.lookback, self.horizon, self.n_targets
+        starts = np.concatenate([panel.indptr[i] + np.arange(n - H + 1)
+                                 for i, n in enumerate(n_new)])
+        which = np.repeat(np.arange(panel.n_series), n_new - H + 1)
+        err = np.zeros((panel.n_series, nt))
+        for lo in range(0, starts.size, 4096):
+            s, w = starts[lo : lo + 4096], which[lo : lo + 4096]
+            x, _, f = D.gather_windows(values, s, L, H, nt, self.net_fut_cols)
+            point = self.forecast_windows(net, x, f, [params[i][0] for i in w],
+                                          [params[i][1] for i in w], ())[""]
+            actual = panel.values[(s + L)[:, None] + np.arange(H), :nt]
+            np.add.at(err, w, np.abs(actual - point).sum(axis=1))
+        err /= ((n_new - H + 1) * H)[:, None]  # mean absolute error per series
+        scale = self.mase_scale[[self.ids.index(u) for u in panel.ids]]
+        return -float(np.mean(err / scale))
+
     def insample(self, net, X, step_size, levels):
         """Forecasts from every ``step_size``-th window of history ``X`` whose
         ``horizon`` targets are in ``X`` (counted back from the last one), batched,

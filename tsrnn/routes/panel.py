@@ -51,6 +51,9 @@ class PanelRoute(PanelForecasting):
     conformal_scores : ndarray of shape (n, horizon, targets) or None
     conformal_per_window : bool
         Whether the scores are in units of each window's scale.
+    mase_scale : ndarray of shape (n_series, n_targets)
+        In-sample seasonal-naive mean absolute error of the training data: the
+        denominator of :meth:`score`'s MASE.
     """
 
     kind_name = "pandas"
@@ -61,6 +64,7 @@ class PanelRoute(PanelForecasting):
         self.quantiles = list(quantiles)
         self.season, self.window_scaling, self.calendar = 0, False, []
         self.conformal_scores, self.conformal_per_window = None, False
+        self.mase_scale = None
 
     @property
     def n_quantiles(self) -> int:
@@ -151,6 +155,9 @@ class PanelRoute(PanelForecasting):
              panel.index[i][-lookback:])
             for i in range(panel.n_series)
         ]
+        # MASE denominators of the training data, for score().
+        self.mase_scale = D.naive_scale(panel.values, panel.indptr, nt,
+                                        D.season_length_for(panel.freq))
         est.n_features_in_ = len(panel.channels)
         est.feature_names_in_ = object_array(panel.channels)
         early_stopping, fraction = est.early_stopping, est.validation_fraction

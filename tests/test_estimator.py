@@ -183,7 +183,7 @@ def test_convergence_warning_curves_and_partial_fit():
     assert [w.filename for w in caught] == [__file__]
     X, Y = np.zeros((40, 6, 1), np.float32), np.zeros(40, np.float32)
     with pytest.warns(ConvergenceWarning) as caught:
-        clone(m).fit(X, Y)
+        clone(m).set_params(lookback=24, horizon=1).fit(X, Y)  # arrays carry their own
     assert [w.filename for w in caught] == [__file__]
     assert m.n_iter_ == 3 == len(m.loss_curve_) == len(m.validation_loss_curve_)
     assert 1 <= m.best_epoch_ <= 3

@@ -160,3 +160,19 @@ def test_score_needs_the_continuation_of_the_fitted_history():
     assert m.score(y[-24:]) < 0
     with pytest.raises(ValueError, match="must continue the fitted history"):
         m.score(y[-20:])
+
+
+def test_no_parameter_is_silently_ignored_on_arrays():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 6, 1)), rng.normal(size=40)
+    for kw in [dict(strategy="recursive"), dict(window_scaling=False),
+               dict(baseline="last"), dict(lookback=6), dict(calendar=None)]:
+        with pytest.raises(ValueError, match=f"{next(iter(kw))}=.*array input"):
+            TSRNNRegressor(**kw).fit(X, y)
+    # scaler takes effect on arrays
+    scales = {kind:
+              TSRNNRegressor(scaler=kind, max_epochs=1).fit(X, y).route_.x_scale[0]
+              for kind in ("standard", "minmax", None)}
+    assert scales[None] == 1.0
+    np.testing.assert_allclose(scales["standard"], X.std())
+    np.testing.assert_allclose(scales["minmax"], X.max() - X.min())

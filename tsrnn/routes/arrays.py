@@ -1,7 +1,12 @@
 """The array route: windowed arrays ``X`` (n, lookback[, features]) and targets ``y``
 (n,) or (n, horizon), scikit-learn's contract, for pipelines and tools that take
-arrays. Inputs and targets are standardised over the whole training set; each row
-of ``X`` is one window, forecast by one pass of the network.
+arrays. Inputs and targets are scaled over the whole training set (``scaler``); each
+row of ``X`` is one window, forecast by one pass of the network.
+
+The arrays carry their own windows, so the parameters that describe time (the
+window, the horizon, the strategy, the naive baseline, window scaling, the calendar,
+missing values, the frequency) do not apply: set to anything but their defaults,
+they are refused rather than ignored (:data:`PANDAS_ONLY`).
 """
 
 from __future__ import annotations
@@ -34,13 +39,30 @@ def check_X_array(est, X, reset):
     return X
 
 
-def _standardise(a, name):
-    """(mean, standard deviation) of each column of ``a``, computed as the pandas
-    route's scaler does (on ``a / max|a|``, so that huge values cannot overflow)."""
+#: Parameters of the pandas route only, with their defaults.
+PANDAS_ONLY = {"lookback": 24, "horizon": 1, "strategy": "direct", "baseline": "auto",
+               "window_scaling": True, "season_length": None, "calendar": "auto",
+               "missing": "raise", "freq": None}
+
+
+def check_array_params(params) -> None:
+    """A ValueError naming the pandas-only parameters set on array input."""
+    set_ = [f"{k}={params[k]!r}" for k, v in PANDAS_ONLY.items() if params[k] != v]
+    if set_:
+        raise ValueError(
+            f"{', '.join(set_)} do(es) not apply to array input: the arrays carry their "
+            "own windows (X) and horizon (y). Leave them at their defaults, or fit on "
+            "a pandas Series or DataFrame, where they take effect.")
+
+
+def _standardise(a, name, kind):
+    """(loc, scale) of each column of ``a`` by the ``scaler`` kind, computed as the
+    pandas route's scaler does (on ``a / max|a|``, so that huge values cannot
+    overflow)."""
     if a.size and np.abs(a).max() > MAX_ABS_VALUE:
         raise ValueError(f"{name} has values larger than {MAX_ABS_VALUE:g} in magnitude; "
                          "rescale it.")
-    loc, scale = fit_scaler(a, np.array([0, len(a)]), "standard")
+    loc, scale = fit_scaler(a, np.array([0, len(a)]), kind)
     return loc[0], scale[0]
 
 
@@ -77,14 +99,16 @@ class ArrayRoute:
         if previous is not None and not isinstance(previous, ArrayRoute):
             raise ValueError("partial_fit got arrays but the model was fitted on pandas "
                              "data.")
+        check_array_params(est.get_params())
         X3 = check_X_array(est, X, reset=previous is None)
         y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
         check_consistent_length(X3, y)
         y2 = y.reshape(len(y), -1)
         if previous is None:
             self.y_1d = y.ndim == 1
-            self.x_loc, self.x_scale = _standardise(X3.reshape(-1, X3.shape[2]), "X")
-            self.y_loc, self.y_scale = _standardise(y2, "y")
+            self.x_loc, self.x_scale = _standardise(X3.reshape(-1, X3.shape[2]), "X",
+                                                    est.scaler)
+            self.y_loc, self.y_scale = _standardise(y2, "y", est.scaler)
         else:
             self.y_1d = previous.y_1d
             self.x_loc, self.x_scale = previous.x_loc, previous.x_scale

@@ -40,7 +40,7 @@ def test_global_model_example(capsys, monkeypatch, tmp_path):
 def test_grid_search_example(capsys, monkeypatch):
     run_example("grid_search.py", monkeypatch, "--epochs", 2, "--n-jobs", 1)
     out = capsys.readouterr().out
-    assert "best: {" in out and "held-out one-step MAE" in out
+    assert "best: {" in out and "rolling-origin MASE" in out
 
 
 def test_intervals_example(capsys, monkeypatch, tmp_path):

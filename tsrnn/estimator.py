@@ -428,7 +428,8 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         return super().score(X, y, sample_weight=sample_weight)
 
     def predict_insample(self, X: pd.Series | pd.DataFrame, *, step_size: int = 1,
-                         level: Sequence[float] | None = None) -> pd.DataFrame:
+                         level: Sequence[float] | None = None,
+                         partial: bool = False) -> pd.DataFrame:
         """Forecasts from every window of the history ``X`` (the data fitted on, or
         any history with its columns), without refitting: neuralforecast's
         ``predict_insample``, darts' ``historical_forecasts``. One batched pass.
@@ -441,6 +442,10 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
             Distance between forecast origins, counted back from the last window.
         level : list of float, optional
             Conformal interval levels, as in :meth:`predict`.
+        partial : bool, default=False
+            Also the last ``horizon - 1`` windows, whose later steps fall after the
+            end of ``X``, with their steps inside ``X`` (then every point after the
+            first window has a one-step-ahead forecast).
 
         Returns
         -------
@@ -456,7 +461,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
             raise ValueError(f"step_size must be a positive int; got {step_size!r}.")
         self.route_.check_unchanged(self.get_params())
         levels = check_levels(level, self.route_.conformal_scores)
-        return self.route_.insample(self.net_, X, int(step_size), levels)
+        return self.route_.insample(self.net_, X, int(step_size), levels, partial)
 
     # --------------------------------------------------------------- model file
     def save(self, path: str | os.PathLike) -> Path:

@@ -285,13 +285,20 @@ class PanelForecasting:
         scale = self.mase_scale[[self.ids.index(u) for u in panel.ids]]
         return -float(np.mean(err / scale))
 
-    def insample(self, net, X, step_size, levels):
+    def insample(self, net, X, step_size, levels, partial=False):
         """Forecasts from every ``step_size``-th window of history ``X`` whose
         ``horizon`` targets are in ``X`` (counted back from the last one), batched,
         without refitting: a long frame like :func:`tsrnn.backtest`'s ``forecasts``
         (``unique_id`` for long input, ``target``, ``cutoff``, ``ds``, ``step``,
-        ``actual``, ``forecast`` and its intervals)."""
+        ``actual``, ``forecast`` and its intervals). With ``partial``, also the last
+        windows, whose later steps fall after ``X``: only their steps inside ``X``."""
         panel = self.pack_history(X)
+        if partial:
+            if self.future_exog and net.head == "linear" and self.strategy == "direct":
+                raise ValueError(
+                    "partial windows need the known future inputs of steps after X, "
+                    "which the linear head reads for every step; use head='mlp'.")
+            panel = _padded(panel, self.horizon, self.freq)
         values, params = self.scale_history(panel)
         L, H, nt = self.lookback, self.horizon, self.n_targets
         starts, series = D.window_starts(panel.indptr, L, H)
@@ -309,7 +316,26 @@ class PanelForecasting:
             outs = self.forecast_windows(net, x, f, [params[i][0] for i in w],
                                          [params[i][1] for i in w], levels)
             frames.append(window_frame(panel, s + L, w, outs))
-        return pd.concat(frames, ignore_index=True)
+        frame = pd.concat(frames, ignore_index=True)
+        if partial:  # the padded steps after X
+            frame = frame[frame["actual"].notna()].reset_index(drop=True)
+        return frame
+
+
+def _padded(panel, horizon, freq):
+    """``panel`` with ``horizon`` rows after each series: targets NaN (no actual),
+    other channels 0 (never read by the steps that are kept)."""
+    blocks, indexes = [], []
+    for i in range(panel.n_series):
+        v = panel.values[panel.indptr[i] : panel.indptr[i + 1]]
+        pad = np.zeros((horizon, v.shape[1]))
+        pad[:, : panel.n_targets] = np.nan
+        blocks.append(np.vstack([v, pad]))
+        indexes.append(panel.index[i].append(D.future_index(panel.index[i], freq,
+                                                            horizon)))
+    indptr = panel.indptr + horizon * np.arange(panel.n_series + 1)
+    return D.Panel(np.concatenate(blocks), indptr, panel.ids, indexes, panel.channels,
+                   panel.n_targets, panel.kind, panel.freq, panel.target_names)
 
 
 def check_finite_forecast(pred):

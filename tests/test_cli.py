@@ -36,7 +36,7 @@ def test_fit_predict_backtest_with_future_exog(elec, capsys):
                         "--lookback", 48, "--horizon", 24, "--hidden-size", 8,
                         "--max-epochs", 3, "-o", d / "m.tsrnn"], capsys)
     assert rc == 0, err
-    assert "fitted lstm on 1 series" in out and (d / "m.tsrnn").exists()
+    assert "fitted lstm on 1 series" in err and (d / "m.tsrnn").exists()
     rc, out, err = run(["predict", d / "m.tsrnn", d / "elec.csv", "--future", d / "next.csv",
                         "--level", "80", "-o", d / "fc.csv"], capsys)
     assert rc == 0, err
@@ -70,7 +70,7 @@ def test_predict_to_stdout_and_long_csv(tmp_path, capsys):
                         "--hidden-size", 8, "--max-epochs", 2, "-o", tmp_path / "m.tsrnn"],
                        capsys)
     assert rc == 0, err
-    assert "on 2 series" in out
+    assert "on 2 series" in err
     rc, out, err = run(["predict", tmp_path / "m.tsrnn", tmp_path / "long.csv"], capsys)
     assert rc == 0
     lines = out.strip().splitlines()
@@ -137,3 +137,29 @@ def test_fit_passes_loss_calendar_head_and_window_scaling(elec, capsys):
         assert m.loss == "mse" and m.calendar_ == cycles
         assert m.head == head and m.net_.head == head
         assert m.window_scaling is (not ws) and m.route_.window_scaling is (not ws)
+
+
+def test_standard_input_and_output_reports_on_stderr_quiet_and_json(tmp_path):
+    """``-`` reads the CSV from standard input and writes the model or the forecast
+    to standard output; progress lines go to standard error, or nowhere with -q."""
+    import json
+    import subprocess
+    import sys
+
+    csv = load_air_passengers().to_frame().to_csv()
+    tsrnn = [sys.executable, "-m", "tsrnn"]
+    fit = subprocess.run([*tsrnn, "fit", "-", "--target", "passengers", "--lookback",
+                          "12", "--horizon", "3", "--max-epochs", "3", "-o", "-"],
+                         input=csv.encode(), capture_output=True, timeout=600)
+    assert fit.returncode == 0, fit.stderr
+    assert fit.stdout[:2] == b"PK" and b"fitted lstm" in fit.stderr
+    (tmp_path / "m.tsrnn").write_bytes(fit.stdout)
+    pred = subprocess.run([*tsrnn, "predict", str(tmp_path / "m.tsrnn"), "-", "-o", "-",
+                           "-q"], input=csv, capture_output=True, text=True, timeout=600)
+    assert pred.returncode == 0 and pred.stderr == ""
+    assert pred.stdout.splitlines()[0] == "ds,passengers" and len(pred.stdout.splitlines()) == 4
+    info = subprocess.run([*tsrnn, "info", str(tmp_path / "m.tsrnn"), "--json"],
+                          capture_output=True, text=True, timeout=600)
+    meta = json.loads(info.stdout)
+    assert meta["horizon"] == 3 and meta["targets"] == ["passengers"]
+    assert meta["epochs"] == 3 and meta["input"] == "pandas"

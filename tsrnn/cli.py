@@ -55,7 +55,7 @@ def read_table(path, time_col=None):
     import pandas as pd
 
     try:
-        df = pd.read_csv(path)
+        df = pd.read_csv(sys.stdin if path == "-" else path)
     except FileNotFoundError:
         raise CLIError(f"no such file: {path}") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
@@ -139,17 +139,38 @@ def cmd_fit(a):
     t0 = time.perf_counter()
     model.fit(df, target=target, future_exog=future_exog or None)
     secs = time.perf_counter() - t0
-    path = model.save(a.output)
+    path = _save(model, a.output)
     val = model.validation_loss_curve_
     best = f", best validation loss {min(val):.4g}" if val else ""
-    print(f"fitted {a.cell} on {len(model.series_ids_)} series in {secs:.1f} s: "
-          f"{model.n_iter_} epochs (best {model.best_epoch_}){best} -> {path}")
+    _report(a, f"fitted {a.cell} on {len(model.series_ids_)} series in {secs:.1f} s: "
+               f"{model.n_iter_} epochs (best {model.best_epoch_}){best} -> {path}")
 
 
-def _write_or_print(df, path, **kw):
-    if path:
+def _save(model, output):
+    """Save to ``output``, or write the model file's bytes to standard output for
+    ``-``."""
+    if output != "-":
+        return model.save(output)
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        data = model.save(Path(d) / "model.tsrnn").read_bytes()
+    sys.stdout.buffer.write(data)
+    sys.stdout.flush()
+    return "standard output"
+
+
+def _report(a, message):
+    """A progress line for people, on standard error (standard output is data)."""
+    if not getattr(a, "quiet", False):
+        print(message, file=sys.stderr)
+
+
+def _write_or_print(df, path, a=None, **kw):
+    if path and path != "-":
         df.to_csv(path, **kw)
-        print(f"wrote {len(df)} rows to {path}", file=sys.stderr)
+        _report(a, f"wrote {len(df)} rows to {path}")
     else:
         df.to_csv(sys.stdout, **kw)
 
@@ -162,7 +183,7 @@ def cmd_predict(a):
                        f"{model.horizon} forecast timestamps and those columns.")
     future = read_table(a.future, a.time_col) if a.future else None
     fc = model.predict(df, future=future, level=a.level or None)
-    _write_or_print(fc, a.output, index=model.route_.kind != "long",
+    _write_or_print(fc, a.output, a, index=model.route_.kind != "long",
                     index_label="ds" if model.route_.kind != "long" else None)
 
 
@@ -185,36 +206,77 @@ def cmd_backtest(a):
         res = backtest(est, df, n_windows=a.windows, step=a.step, refit=refit,
                        level=a.level or None, target=model.target_names_,
                        future_exog=model.future_exog_ or None)
-    print(res.metrics.to_string(float_format=lambda v: f"{v:.4g}"))
-    if a.output:
+    if a.output == "-":  # the forecasts are the data; the metrics a report
+        res.forecasts.to_csv(sys.stdout, index=False)
+        _report(a, res.metrics.to_string(float_format=lambda v: f"{v:.4g}"))
+    else:
+        print(res.metrics.to_string(float_format=lambda v: f"{v:.4g}"))
+    if a.output and a.output != "-":
         res.forecasts.to_csv(a.output, index=False)
-        print(f"wrote {len(res.forecasts)} forecast rows to {a.output}", file=sys.stderr)
+        _report(a, f"wrote {len(res.forecasts)} forecast rows to {a.output}")
     if a.plot:
         from tsrnn.plotting import plot_backtest
 
         fig = plot_backtest(res, history=df).figure
         fig.savefig(a.plot, dpi=120, bbox_inches="tight")
-        print(f"wrote {a.plot}", file=sys.stderr)
+        _report(a, f"wrote {a.plot}")
+
+
+def model_info(path) -> dict:
+    """What ``tsrnn info`` reports of a model file, validated as ``load`` does."""
+    from tsrnn.estimator import TSRNNRegressor
+    from tsrnn.model_file import read_model_file
+    from tsrnn.routes import PanelRoute
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a checkpoint says so in "checkpoint"
+        model = TSRNNRegressor.load(path)
+    meta, arrays = read_model_file(path)
+    p = model.get_params()
+    info = {"file": str(path), "estimator": meta["estimator"],
+            "format_version": meta["format_version"],
+            "tsrnn_version": meta["tsrnn_version"],
+            "checkpoint": any(k.startswith("best/") for k in arrays),
+            "cell": p["cell"], "hidden_size": p["hidden_size"],
+            "num_layers": p["num_layers"], "head": p["head"],
+            "lookback": p["lookback"], "horizon": p["horizon"],
+            "strategy": p["strategy"], "quantiles": p["quantiles"],
+            "weights": int(sum(v.size for v in model.net_.params.values())),
+            "epochs": model.n_iter_, "best_epoch": model.best_epoch_,
+            "input": "pandas" if isinstance(model.route_, PanelRoute) else "arrays"}
+    if isinstance(model.route_, PanelRoute):
+        from tsrnn.data.codec import plain
+
+        r = model.route_
+        info.update(targets=[plain(t) for t in r.target_names],
+                    exogenous=[plain(c) for c in r.exog_names],
+                    future_exog=[plain(c) for c in r.future_exog],
+                    series=len(r.ids), frequency=None if r.freq is None else str(
+                        getattr(r.freq, "freqstr", r.freq)),
+                    calendar=list(r.calendar),
+                    intervals=r.conformal_scores is not None)
+    return info
 
 
 def cmd_info(a):
-    from tsrnn.model_file import read_model_file
+    info = model_info(a.model)
+    if a.json:
+        import json
 
-    meta, arrays = read_model_file(a.model)
-    st = meta["state"]
-    p = meta["params"]
-    print(f"{a.model}: {meta['estimator']} (format {meta['format_version']}, "
-          f"written by tsrnn {meta['tsrnn_version']})")
-    print(f"  {p['cell']} hidden {p['hidden_size']} x {p['num_layers']} layer(s), "
-          f"lookback {p['lookback']}, horizon {p['horizon']}, strategy {p['strategy']}")
-    if st["mode"] == "pandas":
-        print(f"  targets {st['target_names']}, exogenous "
-              f"{st['channels'][st['n_targets']:]}, known future {st['future_exog']}")
-        print(f"  {len(st['ids'])} series, frequency "
-              f"{(st['freq'] or {}).get('value')}")
-    n_weights = sum(v.size for k, v in arrays.items() if k.startswith("net/"))
-    print(f"  {n_weights} weights, {len(st['loss_curve'])} epochs, best epoch "
-          f"{st['best_epoch']}")
+        print(json.dumps(info, indent=1, default=str))
+        return
+    print(f"{info['file']}: {info['estimator']} (format {info['format_version']}, "
+          f"written by tsrnn {info['tsrnn_version']})"
+          + (", a checkpoint" if info["checkpoint"] else ""))
+    print(f"  {info['cell']} hidden {info['hidden_size']} x {info['num_layers']} "
+          f"layer(s), lookback {info['lookback']}, horizon {info['horizon']}, "
+          f"strategy {info['strategy']}")
+    if info["input"] == "pandas":
+        print(f"  targets {info['targets']}, exogenous {info['exogenous']}, known "
+              f"future {info['future_exog']}")
+        print(f"  {info['series']} series, frequency {info['frequency']}")
+    print(f"  {info['weights']} weights, {info['epochs']} epochs, best epoch "
+          f"{info['best_epoch']}")
 
 
 def build_parser():
@@ -231,7 +293,7 @@ def build_parser():
 
     f = sub.add_parser("fit", help="fit a model on a CSV and save it",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    f.add_argument("data", help="CSV file")
+    f.add_argument("data", help="CSV file (- for standard input)")
     f.add_argument("--target", help="column(s) to forecast, comma separated (long CSV: y)")
     f.add_argument("--exog", help="exogenous input columns, comma separated")
     f.add_argument("--future-exog", help="exogenous columns known in advance "
@@ -258,36 +320,43 @@ def build_parser():
     f.add_argument("--freq", help="frequency when it cannot be inferred (e.g. h, D, MS)")
     f.add_argument("--random-state", type=int, default=0)
     f.add_argument("--progress", action="store_true", help="show a progress bar")
-    f.add_argument("-o", "--output", required=True, help="model file to write")
+    f.add_argument("-o", "--output", required=True,
+                   help="model file to write (- for standard output)")
     common(f)
     f.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("predict", help="forecast after the end of a CSV")
     p.add_argument("model", help="model file written by tsrnn fit")
-    p.add_argument("data", help="CSV with the history (the columns used in fit)")
+    p.add_argument("data", help="CSV with the history (the columns used in fit; - for "
+                   "standard input)")
     p.add_argument("--future", help="CSV with the known future values of the "
                    "--future-exog columns, indexed by the forecast timestamps")
     p.add_argument("--level", type=_floats, help="conformal interval levels, e.g. 80,95")
-    p.add_argument("-o", "--output", help="CSV to write (default: standard output)")
+    p.add_argument("-o", "--output", help="CSV to write (default or -: standard output)")
     common(p)
     p.set_defaults(func=cmd_predict)
 
     b = sub.add_parser("backtest", help="rolling-origin evaluation with the model's "
                        "settings")
     b.add_argument("model", help="model file (its settings are refit per window)")
-    b.add_argument("data", help="CSV with the history")
+    b.add_argument("data", help="CSV with the history (- for standard input)")
     b.add_argument("--windows", type=int, default=3, help="forecast origins (default 3)")
     b.add_argument("--step", type=int, help="points between origins (default: horizon)")
     b.add_argument("--refit", default="always", help="always, never, or every N windows")
     b.add_argument("--level", type=_floats, help="conformal interval levels, e.g. 80")
     b.add_argument("--plot", help="PNG to draw the windows into (needs matplotlib)")
-    b.add_argument("-o", "--output", help="CSV of all window forecasts")
+    b.add_argument("-o", "--output", help="CSV of all window forecasts (- for standard "
+                   "output; the metrics then go to standard error)")
     common(b)
     b.set_defaults(func=cmd_backtest)
 
     i = sub.add_parser("info", help="describe a model file")
     i.add_argument("model")
+    i.add_argument("--json", action="store_true", help="as one JSON object")
     i.set_defaults(func=cmd_info)
+    for parser in (f, p, b):
+        parser.add_argument("-q", "--quiet", action="store_true",
+                            help="no progress lines or warnings on standard error")
     return ap
 
 
@@ -300,9 +369,12 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     warnings.formatwarning = _one_line_warning
     try:
-        args.func(args)
+        with warnings.catch_warnings():
+            if getattr(args, "quiet", False):
+                warnings.simplefilter("ignore")
+            args.func(args)
     except (CLIError, ValueError, TypeError, KeyError, OSError, FloatingPointError,
-            ImportError) as e:
+            ImportError, RuntimeError) as e:
         msg = str(e).strip().strip('"') or type(e).__name__
         if isinstance(e, ImportError):
             msg = f"{msg} (plots need: pip install 'tsrnn[plot]')"

@@ -176,3 +176,29 @@ def test_no_parameter_is_silently_ignored_on_arrays():
     assert scales[None] == 1.0
     np.testing.assert_allclose(scales["standard"], X.std())
     np.testing.assert_allclose(scales["minmax"], X.max() - X.min())
+
+
+def test_nixtla_names_and_a_backtest_frame_utilsforecast_evaluates():
+    import tsrnn
+
+    data = _long(2)
+    m = fit(data, lookback=12, horizon=3, alias="TSRNN")
+    fc = m.predict(level=[80])
+    assert list(fc.columns) == ["unique_id", "ds", "TSRNN", "TSRNN-lo-80", "TSRNN-hi-80"]
+    plain = fit(data, lookback=12, horizon=3).predict(level=[80])  # names kept
+    assert list(plain.columns) == ["unique_id", "ds", "y_pred", "y_pred_lo_80",
+                                   "y_pred_hi_80"]
+    np.testing.assert_array_equal(fc.iloc[:, 2:].to_numpy(), plain.iloc[:, 2:].to_numpy())
+    res = tsrnn.backtest(TSRNNRegressor(lookback=12, horizon=3, hidden_size=8,
+                                        max_epochs=3, random_state=0),
+                         data, n_windows=2, refit=False, level=[80])
+    cv = res.to_nixtla()
+    assert list(cv.columns) == ["unique_id", "ds", "cutoff", "y", "TSRNN",
+                                "TSRNN-lo-80", "TSRNN-hi-80"]
+    evaluation = pytest.importorskip("utilsforecast.evaluation")
+    losses = pytest.importorskip("utilsforecast.losses")
+    got = evaluation.evaluate(cv.drop(columns="cutoff"), metrics=[losses.mae])
+    by_hand = (res.forecasts.assign(err=lambda d: (d.actual - d.forecast).abs())
+               .groupby("unique_id")["err"].mean())
+    np.testing.assert_allclose(got.set_index("unique_id")["TSRNN"].loc[by_hand.index],
+                               by_hand)

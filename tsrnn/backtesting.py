@@ -20,7 +20,7 @@ from sklearn.base import clone
 
 from tsrnn import data as D
 from tsrnn.data.seasons import season_length_for
-from tsrnn.routes.frames import window_frame
+from tsrnn.routes.frames import nixtla_windows, window_frame
 
 if TYPE_CHECKING:
     from tsrnn.estimator import TSRNNRegressor
@@ -43,6 +43,12 @@ class BacktestResult:
     forecasts: pd.DataFrame
     metrics: pd.DataFrame
     overall: pd.Series
+
+    def to_nixtla(self, alias: str = "TSRNN") -> pd.DataFrame:
+        """The forecasts in the layout of Nixtla's ``cross_validation`` (``unique_id``,
+        ``ds``, ``cutoff``, ``y``, ``<alias>``, ``<alias>-lo-80``, ...), which
+        ``utilsforecast.evaluation.evaluate`` takes."""
+        return nixtla_windows(self.forecasts, alias)
 
     def plot(self, ax=None, **kw):
         from tsrnn.plotting import plot_backtest

@@ -25,6 +25,7 @@ from tsrnn.fitting import train
 from tsrnn.intervals import check_levels
 from tsrnn.model_file import ModelFileError, write_model_file
 from tsrnn.routes import ArrayRoute, PanelRoute
+from tsrnn.routes.frames import nixtla_names
 
 
 class _RouteAttribute:
@@ -163,6 +164,11 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         0 is silent; 1 shows a tqdm bar with the loss.
     warm_start : bool, default=False
         Keep the weights of the previous fit as the starting point.
+    alias : str or None, default=None
+        Name the forecast columns as Nixtla's tools do (``utilsforecast``'s
+        ``evaluate``, ``plot_series``): ``<alias>``, ``<alias>-lo-80``,
+        ``<alias>-hi-80``, ``<alias>-q-10`` (``<alias>_<target>`` for each of several
+        targets). None keeps tsrnn's names (``y_pred``, ``y_pred_lo_80``, ...).
 
     Attributes
     ----------
@@ -236,6 +242,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         "device": [StrOptions({"cpu", "cuda", "auto"})],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
+        "alias": [str, None],
     }
 
     def __init__(self, cell="lstm", hidden_size=32, num_layers=1, bidirectional=False,
@@ -246,7 +253,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
                  calendar="auto", early_stopping=True,
                  validation_fraction=0.1, patience=20, scaler="standard", missing="raise",
                  freq=None, checkpoint_path=None, checkpoint_every=1, random_state=None,
-                 device="cpu", verbose=0, warm_start=False):
+                 device="cpu", verbose=0, warm_start=False, alias=None):
         self.cell = cell
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -281,6 +288,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         self.device = device
         self.verbose = verbose
         self.warm_start = warm_start
+        self.alias = alias
 
     target_names_ = _RouteAttribute("target_names")
     exog_names_ = _RouteAttribute("exog_names")
@@ -393,7 +401,8 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
             raise TypeError("This model was fitted on pandas data: pass a Series or "
                             "DataFrame (or nothing) to predict.")
         self.route_.check_unchanged(self.get_params())
-        return self.route_.predict(self.net_, X, future, level, steps)
+        fc = self.route_.predict(self.net_, X, future, level, steps)
+        return fc if self.alias is None else nixtla_names(fc, self.route_, self.alias)
 
     def calibrate(self, X: pd.Series | pd.DataFrame,
                   n_windows: int | None = None) -> TSRNNRegressor:

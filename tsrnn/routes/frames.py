@@ -34,6 +34,53 @@ def forecast_frame(route, outs, ids, fidxs) -> pd.DataFrame:
     return frame
 
 
+def nixtla_names(frame: pd.DataFrame, route, alias: str) -> pd.DataFrame:
+    """``predict``'s result with the forecast columns named as Nixtla's tools name a
+    model's: ``<alias>``, ``<alias>-lo-<level>``, ``<alias>-hi-<level>``,
+    ``<alias>-q-<percent>``; with several targets ``<alias>_<target>`` first."""
+    names = point_names(route)
+    single = len(names) == 1
+    renames = {}
+    for name, target in zip(names, route.target_names):
+        model = alias if single else f"{alias}_{target}"
+        for col in frame.columns:
+            if col == name:
+                renames[col] = model
+            elif isinstance(col, str) and col.startswith(f"{name}_"):
+                kind, _, value = col[len(str(name)) + 1 :].partition("_")
+                if kind in ("lo", "hi"):
+                    renames[col] = f"{model}-{kind}-{value}"
+                elif kind.startswith("q"):
+                    renames[col] = f"{model}-q-{float(kind[1:]) * 100:g}"
+    return frame.rename(columns=renames)
+
+
+def nixtla_windows(frame: pd.DataFrame, alias: str = "TSRNN") -> pd.DataFrame:
+    """A frame of window forecasts (a backtest's ``forecasts``, or
+    ``predict_insample``'s) in the layout of Nixtla's ``cross_validation``, which
+    ``utilsforecast.evaluation.evaluate`` takes: ``unique_id``, ``ds``, ``cutoff``,
+    ``y`` and the model's columns (``<alias>``, ``<alias>-lo-80``, ...). A series
+    with several targets becomes one ``unique_id`` per target (``<id>/<target>``;
+    the target alone for a wide frame)."""
+    out = pd.DataFrame()
+    targets = frame["target"].astype(str)
+    if "unique_id" in frame.columns:
+        several = frame["target"].nunique() > 1
+        out["unique_id"] = (frame["unique_id"].astype(str) + "/" + targets) if several \
+            else frame["unique_id"]
+    else:
+        out["unique_id"] = targets
+    out["ds"], out["cutoff"], out["y"] = frame["ds"], frame["cutoff"], frame["actual"]
+    for col in frame.columns:
+        if col == "forecast":
+            out[alias] = frame[col]
+        elif col.startswith("forecast_lo_") or col.startswith("forecast_hi_"):
+            out[f"{alias}-{col[9:11]}-{col[12:]}"] = frame[col]
+        elif col.startswith("forecast_q"):
+            out[f"{alias}-q-{float(col[10:]) * 100:g}"] = frame[col]
+    return out
+
+
 def window_frame(panel, first, which, outs, extra=None) -> pd.DataFrame:
     """One row per (window, step, target), targets fastest, of forecasts whose first
     step is at packed row ``first`` of series ``which`` (arrays of one entry per

@@ -28,8 +28,10 @@ def check_levels(level, scores) -> list[float]:
                          f"got {levels}.")
     if scores is None:
         raise ValueError(
-            "level= needs conformal scores: fit with early_stopping=True (the "
-            "validation windows are used) or call calibrate(X) with held-out data."
+            "level= needs conformal scores, and this model has none: its fit held out "
+            "no validation windows (early_stopping=False, or series too short to hold "
+            "any out). Call calibrate(X) with held-out history to compute them, or fit "
+            "with quantiles=[...] for intervals from the network itself."
         )
     return levels
 

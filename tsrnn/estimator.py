@@ -89,7 +89,15 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
     tbptt_steps : int or None, default=None
         None backpropagates through the whole window; an int backpropagates through
         the last ``tbptt_steps`` steps only, the state of the earlier steps carried in
-        without gradient.
+        without gradient. With ``stateful=True``: the chunk length (default
+        ``lookback``).
+    stateful : bool, default=False
+        Train along whole series instead of on windows (truncated BPTT): batch rows
+        follow the series chunk by chunk (``tbptt_steps`` steps), carrying the state
+        from chunk to chunk, and every step forecasts the next ``horizon`` values
+        (``tsrnn.stateful``). Needs ``strategy="direct"`` and
+        ``window_scaling=False``; the baseline is the last value. ``predict`` warms
+        the state up on the last ``lookback`` rows.
     batch_size : int, default=32
     max_epochs : int, default=200
     learning_rate : float, default=3e-3
@@ -217,6 +225,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         "horizon": [Interval(numbers.Integral, 1, None, closed="left")],
         "strategy": [StrOptions({"direct", "recursive"})],
         "tbptt_steps": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "stateful": ["boolean"],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
         "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
@@ -247,6 +256,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
 
     def __init__(self, cell="lstm", hidden_size=32, num_layers=1, bidirectional=False,
                  dropout=0.0, lookback=24, horizon=1, strategy="direct", tbptt_steps=None,
+                 stateful=False,
                  batch_size=32, max_epochs=200, learning_rate=3e-3, optimizer="adam",
                  weight_decay=0.0, clip_norm=1.0, loss="mae", quantiles=None,
                  baseline="auto", window_scaling=True, season_length=None, head="mlp",
@@ -263,6 +273,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         self.horizon = horizon
         self.strategy = strategy
         self.tbptt_steps = tbptt_steps
+        self.stateful = stateful
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.learning_rate = learning_rate
@@ -338,6 +349,13 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
                 "tbptt_steps cannot be combined with bidirectional=True: the reverse "
                 "direction reads the whole window, so there is no chunk to truncate."
             )
+        if self.stateful and (self.strategy != "direct" or self.window_scaling
+                              or self.baseline == "seasonal" or self.bidirectional):
+            raise ValueError(
+                "stateful=True forecasts from a state carried along the series, with "
+                "the last value as baseline: it needs strategy='direct', "
+                "window_scaling=False, baseline 'auto' or 'last', and "
+                "bidirectional=False.")
         if self.dropout > 0 and self.num_layers == 1:
             raise ValueError(
                 f"dropout={self.dropout} acts between recurrent layers; with "

@@ -116,9 +116,13 @@ def _train(est, plan: TrainingPlan, incremental: bool = False) -> None:
     prev = getattr(est, "training_state_", None) if hasattr(est, "net_") else None
     rng = prev.rng if (incremental and prev is not None and prev.rng is not None) \
         else new_rng(est.random_state)
-    train_idx, val_idx = split_windows(
-        plan.windows_per_series, est.validation_fraction if est.early_stopping else 0.0,
-        plan.gap)
+    if plan.streams is not None:  # stateful: streams train, series validate
+        train_idx = np.arange(len(plan.streams.begin))
+        val_idx = np.arange(len(plan.streams.val_from))
+    else:
+        train_idx, val_idx = split_windows(
+            plan.windows_per_series,
+            est.validation_fraction if est.early_stopping else 0.0, plan.gap)
     reuse = (est.warm_start or incremental) and hasattr(est, "net_")
     resume_best = None
     if est.checkpoint_path is not None and not incremental:
@@ -140,13 +144,17 @@ def _train(est, plan: TrainingPlan, incremental: bool = False) -> None:
     # network too (warm_start with another dropout trains with that dropout).
     est.net_.device = resolve_device(est.device)
     est.net_.dropout = est.dropout
-    trainer = Trainer(
-        est.net_, plan.get_batch, batch_size=est.batch_size, learning_rate=est.learning_rate,
-        optimizer=est.optimizer, weight_decay=est.weight_decay, clip_norm=est.clip_norm,
-        loss=est.loss, tbptt_steps=est.tbptt_steps, rng=rng,
-        progress=_progress_factory(est.verbose),
-        quantiles=est.route_.quantiles or None,
-    )
+    kw = dict(batch_size=est.batch_size, learning_rate=est.learning_rate,
+              optimizer=est.optimizer, weight_decay=est.weight_decay,
+              clip_norm=est.clip_norm, loss=est.loss, tbptt_steps=est.tbptt_steps,
+              rng=rng, progress=_progress_factory(est.verbose),
+              quantiles=est.route_.quantiles or None)
+    if plan.streams is not None:
+        from tsrnn.stateful import StreamTrainer
+
+        trainer = StreamTrainer(est.net_, plan.streams, **kw)
+    else:
+        trainer = Trainer(est.net_, plan.get_batch, **kw)
     if state.optimizer is not None:
         trainer.opt.load_state_dict(state.optimizer)
     history = state.history

@@ -62,6 +62,9 @@ class TrainingPlan:
     n_steps: int
     gap: int = 0
     after_training: Callable | None = None
+    #: Stateful training (:mod:`tsrnn.stateful`): the streams to follow, instead of
+    #: windows.
+    streams: object = None
 
 
 class Trainer:
@@ -91,23 +94,28 @@ class Trainer:
                 loss, grads = self.net.train_step(x, fut, y, self.loss, self.quantiles,
                                                   rng=self.rng,
                                                   tbptt_steps=self.tbptt_steps)
-            if not np.isfinite(loss):
-                raise FloatingPointError(
-                    f"The training loss became non-finite at epoch {epoch}. Lower "
-                    "learning_rate or set clip_norm (e.g. 1.0); the model keeps its "
-                    "last finite weights."
-                )
-            norm = clip_by_global_norm(grads, self.clip_norm)
-            if not np.isfinite(norm):
-                raise FloatingPointError(
-                    f"A non-finite gradient appeared at epoch {epoch}. Lower "
-                    "learning_rate or set clip_norm; the model keeps its last finite "
-                    "weights."
-                )
-            self.opt.step(self.net.params, grads)
+            self.apply(grads, loss, epoch)
             total += loss * len(b)
             count += len(b)
         return total / max(count, 1)
+
+    def apply(self, grads: dict, loss: float, epoch: int) -> None:
+        """One optimizer step with ``grads`` (clipped), after checking that the loss
+        and the gradients are finite."""
+        if not np.isfinite(loss):
+            raise FloatingPointError(
+                f"The training loss became non-finite at epoch {epoch}. Lower "
+                "learning_rate or set clip_norm (e.g. 1.0); the model keeps its "
+                "last finite weights."
+            )
+        norm = clip_by_global_norm(grads, self.clip_norm)
+        if not np.isfinite(norm):
+            raise FloatingPointError(
+                f"A non-finite gradient appeared at epoch {epoch}. Lower "
+                "learning_rate or set clip_norm; the model keeps its last finite "
+                "weights."
+            )
+        self.opt.step(self.net.params, grads)
 
     def evaluate(self, idx: np.ndarray) -> float:
         total, count = 0.0, 0

@@ -125,7 +125,7 @@ class PanelRoute(PanelForecasting):
         # series sane with little data.
         self.n_targets = nt = panel.n_targets
         if previous is None:
-            self.season = D.choose_season(
+            self.season = 0 if est.stateful else D.choose_season(
                 values, panel, out_steps, bad, baseline=est.baseline,
                 season_length=est.season_length, lookback=self.lookback)
             self.window_scaling = bool(est.window_scaling)
@@ -177,10 +177,20 @@ class PanelRoute(PanelForecasting):
             if cal_starts.size:
                 self.set_conformal_scores(net, values, cal_starts)
 
+        streams = None
+        if est.stateful:
+            from tsrnn.stateful import build_streams
+
+            streams = build_streams(
+                values, panel.indptr, bad, lookback=lookback, horizon=self.horizon,
+                n_targets=nt, fut_cols=net_fut_cols,
+                chunk=est.tbptt_steps or lookback, batch_size=est.batch_size,
+                validation_fraction=fraction if early_stopping else 0.0)
         return TrainingPlan(get_batch, per_series, values.shape[1],
                             out_steps * nt * self.n_quantiles,
                             out_steps * len(net_fut_cols), out_steps,
-                            gap=self.horizon - 1, after_training=after_training)
+                            gap=self.horizon - 1, after_training=after_training,
+                            streams=streams)
 
     def same_data(self, state, arrays) -> bool:
         """Whether a checkpoint's saved state was made on this route's data."""

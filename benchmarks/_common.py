@@ -27,6 +27,52 @@ def _git_commit() -> str:
         return "unknown"
 
 
+def busy_processes(seconds: float = 1.0, threshold: float = 0.2) -> list[str]:
+    """Other processes that used more than ``threshold`` of a core over the last
+    ``seconds`` (Linux /proc; [] elsewhere): a table taken beside them is not
+    trustworthy."""
+    def cpu_times():
+        out = {}
+        for pid in os.listdir("/proc") if os.path.isdir("/proc") else []:
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+                with open(f"/proc/{pid}/comm") as fh:
+                    name = fh.read().strip()
+                out[int(pid)] = (int(fields[11]) + int(fields[12]), name)
+            except (OSError, IndexError, ValueError):
+                continue
+        return out
+
+    before = cpu_times()
+    time.sleep(seconds)
+    after = cpu_times()
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    mine = {os.getpid(), os.getppid()}
+    return [f"{name} (pid {pid}, {(t - before[pid][0]) / ticks / seconds:.0%} of a core)"
+            for pid, (t, name) in after.items()
+            if pid in before and pid not in mine
+            and (t - before[pid][0]) / ticks / seconds > threshold]
+
+
+def check_quiet(max_load: float = 0.5, allow_noisy: bool = False) -> str:
+    """Refuse (SystemExit) a benchmark on a busy machine, unless ``allow_noisy``:
+    then the returned warning goes into the table. Busy: a 1-minute load average
+    above ``max_load``, or another process using a core."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    busy = busy_processes()
+    if load <= max_load and not busy:
+        return ""
+    why = f"load average {load:.2f}" + (f"; busy: {', '.join(busy[:5])}" if busy else "")
+    if not allow_noisy:
+        raise SystemExit(f"The machine is not quiet ({why}): a table taken now would "
+                         "flatter tsrnn against multi-threaded contenders. Wait, or pass "
+                         "--allow-noisy to write a table marked NOISY.")
+    return f"**NOISY**: taken on a busy machine ({why}); do not quote it."
+
+
 def provenance() -> str:
     """Date, commit, command and load averages (1, 5, 15 min) before and after: the
     header of every results file."""

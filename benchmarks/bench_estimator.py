@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import machine_line, write_table  # noqa: E402
+from _common import check_quiet, machine_line, write_table  # noqa: E402
 
 from tsrnn import TSRNNRegressor  # noqa: E402
 from tsrnn.datasets import load_air_passengers, load_elecdemand  # noqa: E402
@@ -146,7 +146,10 @@ def timed(fn, *a):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--allow-noisy", action="store_true",
+                    help="run on a busy machine anyway (the table is marked NOISY)")
     args = ap.parse_args(argv)
+    noisy = check_quiet(allow_noisy=args.allow_noisy)
     quiet_logs()
     try:
         import torch
@@ -185,7 +188,9 @@ def main(argv=None):
             rows.append([wname, cname, f"{f:.3f}", f"{f / base_fit:.1f}x",
                          f"{1e3 * p:.2f}", f"{p / base_pred:.1f}x"])
             ratios[(wname, cname)] = (f / base_fit, p / base_pred)
-    notes = f"""
+    after = check_quiet(allow_noisy=True)
+    noisy = noisy or after
+    notes = (noisy + "\n\n" if noisy else "") + f"""
 Command: `python benchmarks/bench_estimator.py` ({machine_line()}; darts and
 neuralforecast on PyTorch 2.13 CPU with 2 threads). Medians of {args.repeat} fresh fits
 after a warm-up fit, the libraries' fits taken in turns, and of 50 `predict` calls.

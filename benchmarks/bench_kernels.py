@@ -25,7 +25,12 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import interleaved_median_times, machine_line, write_table  # noqa: E402
+from _common import (  # noqa: E402
+    check_quiet,
+    interleaved_median_times,
+    machine_line,
+    write_table,
+)
 
 from tsrnn import parallel  # noqa: E402
 from tsrnn.network import RecurrentNet  # noqa: E402
@@ -136,6 +141,8 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--no-cold", action="store_true")
+    ap.add_argument("--allow-noisy", action="store_true",
+                    help="run on a busy machine anyway (the tables are marked NOISY)")
     ap.add_argument("--out", default=None,
                     help="table file in benchmarks/results (default: kernels.md for the "
                          "full grid, kernels_subset.md for a subset)")
@@ -152,20 +159,31 @@ def main(argv=None):
     except ImportError:
         torch_ok, torch_version = False, "not installed"
 
+    noisy = check_quiet(allow_noisy=args.allow_noisy)
     X, Y = make_data()
     rows = []
+    threads = torch.get_num_threads() if torch_ok else 0
     for cell in args.cells.split(","):
         for H in map(int, args.hidden.split(",")):
             for B in map(int, args.batch.split(",")):
                 ts = TsrnnModel(cell, H)
                 fns = [lambda: ts.train_epoch(X, Y, B, np.random.default_rng(0))]
                 if torch_ok:
-                    tm = TorchModel(cell, H)
-                    fns.append(lambda: tm.train_epoch(X, Y, B, np.random.default_rng(0)))
-                t_ts, t_pt = (interleaved_median_times(fns, repeat=args.repeat)
-                              + [float("nan")])[:2]
+                    tm, t1 = TorchModel(cell, H), TorchModel(cell, H)
+
+                    def torch_epoch(model, n):
+                        torch.set_num_threads(n)
+                        try:
+                            model.train_epoch(X, Y, B, np.random.default_rng(0))
+                        finally:
+                            torch.set_num_threads(threads)
+
+                    fns.append(lambda: torch_epoch(tm, threads))
+                    fns.append(lambda: torch_epoch(t1, 1))
+                t_ts, t_pt, t_p1 = (interleaved_median_times(fns, repeat=args.repeat)
+                                    + [float("nan")] * 2)[:3]
                 rows.append([cell, H, B, f"{t_ts:.3f}", f"{t_pt:.3f}",
-                             f"{t_pt / t_ts:.2f}x"])
+                             f"{t_pt / t_ts:.2f}x", f"{t_p1:.3f}", f"{t_p1 / t_ts:.2f}x"])
                 print(rows[-1], file=sys.stderr, flush=True)
     lat_rows = []
     x1 = X[:1]
@@ -191,16 +209,20 @@ def main(argv=None):
                 f"warm; first default fit (air_passengers, 5 epochs) + predict "
                 f"{fit_empty:.2f} s empty, {fit_warm:.2f} s warm.")
 
+    after = check_quiet(allow_noisy=True)  # the machine after the run, as before it
+    noisy = noisy or (after and after.replace("NOISY**: taken on", "NOISY**: after"))
     cmd = "python benchmarks/bench_kernels.py " + " ".join(argv or sys.argv[1:])
-    notes = (f"Command: `{cmd.strip()}`  \nMachine: {machine_line()}; torch {torch_version} "
+    notes = ((noisy + "\n\n" if noisy else "")
+             + f"Command: `{cmd.strip()}`  \nMachine: {machine_line()}; torch {torch_version} "
              f"(default threads {torch.get_num_threads() if torch_ok else '-'}).  \n"
              "One epoch = N=10000 series, T=50, input 1, one layer + linear head, MSE, "
              "Adam, float32. Seconds are medians of "
              f"{args.repeat} epochs after one warm-up, tsrnn's and PyTorch's epochs "
              "taken in turns; ratio = PyTorch / tsrnn "
-             "(> 1: tsrnn faster)." + cold)
+             "(> 1: tsrnn faster), PyTorch at its default threads and at one thread."
+             + cold)
     header = ["cell", "hidden", "batch", "tsrnn s/epoch", "PyTorch s/epoch",
-              "PyTorch/tsrnn"]
+              "PyTorch/tsrnn", "PyTorch 1 thread s/epoch", "PyTorch 1 thread/tsrnn"]
     write_table(args.out, "Training epoch, tsrnn vs PyTorch (CPU)", header, rows, notes)
     lat_path = args.out.replace(".md", "_latency.md")
     write_table(lat_path, "Batch-1 inference latency (50 steps), tsrnn vs PyTorch",

@@ -17,13 +17,13 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from tsrnn.backend import resolve_device
 from tsrnn.fitting import train
 from tsrnn.intervals import check_levels
 from tsrnn.model_file import ModelFileError, write_model_file
+from tsrnn.params import PARAMETER_CONSTRAINTS, check_combinations, check_quantiles
 from tsrnn.routes import ArrayRoute, PanelRoute
 from tsrnn.routes.frames import nixtla_names
 
@@ -43,22 +43,6 @@ class _RouteAttribute:
             raise AttributeError(f"{type(est).__name__} has no attribute "
                                  f"{self.name + '_'!r} (fit it on pandas data first).")
         return getattr(route, self.name)
-
-
-def check_quantiles(quantiles, strategy) -> list[float]:
-    """The validated quantile levels as a sorted list ([] without quantiles)."""
-    if quantiles is None:
-        return []
-    q = np.asarray(quantiles, dtype=np.float64).ravel()
-    if q.size == 0 or not np.all((q > 0) & (q < 1)):
-        raise ValueError(f"quantiles must be levels strictly between 0 and 1; got "
-                         f"{list(quantiles)}.")
-    if np.unique(q).size != q.size:
-        raise ValueError(f"quantiles has duplicates: {list(quantiles)}.")
-    if strategy != "direct":
-        raise ValueError("quantiles need strategy='direct' (a recursive model would "
-                         "have to feed a whole distribution back).")
-    return [float(v) for v in np.sort(q)]
 
 
 class TSRNNRegressor(RegressorMixin, BaseEstimator):
@@ -215,44 +199,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
     (12, 3)
     """
 
-    _parameter_constraints = {
-        "cell": [StrOptions({"lstm", "gru", "rnn"})],
-        "hidden_size": [Interval(numbers.Integral, 1, None, closed="left")],
-        "num_layers": [Interval(numbers.Integral, 1, None, closed="left")],
-        "bidirectional": ["boolean"],
-        "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
-        "lookback": [Interval(numbers.Integral, 1, None, closed="left")],
-        "horizon": [Interval(numbers.Integral, 1, None, closed="left")],
-        "strategy": [StrOptions({"direct", "recursive"})],
-        "tbptt_steps": [Interval(numbers.Integral, 1, None, closed="left"), None],
-        "stateful": ["boolean"],
-        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
-        "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
-        "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
-        "optimizer": [StrOptions({"adam", "sgd", "rmsprop"})],
-        "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
-        "clip_norm": [Interval(numbers.Real, 0, None, closed="neither"), None],
-        "loss": [StrOptions({"mse", "mae", "huber"})],
-        "quantiles": ["array-like", None],
-        "baseline": [StrOptions({"auto", "last", "seasonal"})],
-        "calendar": [StrOptions({"auto"}), None, list, tuple],
-        "window_scaling": ["boolean"],
-        "head": [StrOptions({"linear", "mlp"})],
-        "season_length": [Interval(numbers.Integral, 1, None, closed="left"), None],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
-        "patience": [Interval(numbers.Integral, 1, None, closed="left")],
-        "scaler": [StrOptions({"standard", "minmax", "robust"}), None],
-        "missing": [StrOptions({"raise", "skip"})],
-        "freq": [str, None],
-        "checkpoint_path": [str, os.PathLike, None],
-        "checkpoint_every": [Interval(numbers.Integral, 1, None, closed="left")],
-        "random_state": ["random_state"],
-        "device": [StrOptions({"cpu", "cuda", "auto"})],
-        "verbose": ["verbose"],
-        "warm_start": ["boolean"],
-        "alias": [str, None],
-    }
+    _parameter_constraints = PARAMETER_CONSTRAINTS
 
     def __init__(self, cell="lstm", hidden_size=32, num_layers=1, bidirectional=False,
                  dropout=0.0, lookback=24, horizon=1, strategy="direct", tbptt_steps=None,
@@ -344,22 +291,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
     def _checked_quantiles(self) -> list[float]:
         """Validate the parameters, alone and together; the sorted quantiles."""
         self._validate_params()
-        if self.tbptt_steps is not None and self.bidirectional:
-            raise ValueError(
-                "tbptt_steps cannot be combined with bidirectional=True: the reverse "
-                "direction reads the whole window, so there is no chunk to truncate."
-            )
-        if self.stateful and (self.strategy != "direct" or self.window_scaling
-                              or self.baseline == "seasonal" or self.bidirectional):
-            raise ValueError(
-                "stateful=True forecasts from a state carried along the series, with "
-                "the last value as baseline: it needs strategy='direct', "
-                "window_scaling=False, baseline 'auto' or 'last', and "
-                "bidirectional=False.")
-        if self.dropout > 0 and self.num_layers == 1:
-            raise ValueError(
-                f"dropout={self.dropout} acts between recurrent layers; with "
-                "num_layers=1 there is none. Set num_layers >= 2, or dropout=0.")
+        check_combinations(self)
         resolve_device(self.device)
         return check_quantiles(self.quantiles, self.strategy)
 

@@ -180,3 +180,19 @@ def test_stateful_needs_a_last_value_baseline_and_series_scaling():
     with pytest.raises(ValueError, match="stateful=True.*array input"):
         TSRNNRegressor(stateful=True, window_scaling=False).fit(
             rng.normal(size=(20, 5, 1)), rng.normal(size=20))
+
+
+def test_chunks_that_only_warm_up_are_skipped():
+    """A batch whose first chunks hold no origin (every stream still warming up)
+    trains on the later ones."""
+    values = _series(40)
+    S = _streams(values, chunk=5)
+    S.begin[:], S.loss_from[:], S.end[:] = 0, 20, 40
+    net = _net("lstm")
+    before = {k: v.copy() for k, v in net.params.items()}
+    trainer = StreamTrainer(net, S, batch_size=4, learning_rate=0.1, optimizer="sgd",
+                            weight_decay=0.0, clip_norm=None, loss="mse", tbptt_steps=None,
+                            rng=np.random.default_rng(0))
+    loss = trainer.train_epoch(np.arange(len(S.begin)), 1)
+    assert np.isfinite(loss) and loss > 0
+    assert any(not np.array_equal(before[k], v) for k, v in net.params.items())

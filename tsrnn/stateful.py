@@ -112,7 +112,8 @@ def origin_batch(streams: Streams, rows: np.ndarray):
     ahead = rows[:, None] + np.arange(1, H + 1)
     y = v[ahead, :nt] - v[rows, None, :nt]
     fut = v[ahead][:, :, streams.fut_cols]
-    return fut.reshape(len(rows), -1), y.reshape(len(rows), -1)
+    return (fut.reshape(len(rows), H * len(streams.fut_cols)),
+            y.reshape(len(rows), H * nt))
 
 
 def chunk_step(net, x, lengths, state, origins, fut, y, loss, quantiles, rng):

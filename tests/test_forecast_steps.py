@@ -202,3 +202,42 @@ def test_nixtla_names_and_a_backtest_frame_utilsforecast_evaluates():
                .groupby("unique_id")["err"].mean())
     np.testing.assert_allclose(got.set_index("unique_id")["TSRNN"].loc[by_hand.index],
                                by_hand)
+
+
+def _short_panel():
+    rng = np.random.default_rng(0)
+    return pd.concat([pd.DataFrame({"unique_id": f"s{k}", "ds": np.arange(n),
+                                    "y": 10 + np.sin(np.arange(n) / 3 + k)
+                                    + 0.1 * rng.normal(size=n)})
+                      for k, n in enumerate([60, 14, 9, 3, 1])], ignore_index=True)
+
+
+def test_a_long_frame_with_short_series_fits_and_forecasts_every_series():
+    data = _short_panel()
+    m = fit(data, lookback=12, horizon=4)
+    fc = m.predict()
+    assert fc.groupby("unique_id").size().to_dict() == {f"s{k}": 4 for k in range(5)}
+    assert np.isfinite(fc["y_pred"]).all()
+    # a short series forecast alone, as new history, is forecast the same way
+    alone = m.predict(data[data.unique_id == "s2"])
+    np.testing.assert_array_equal(alone["y_pred"],
+                                  fc.loc[fc.unique_id == "s2", "y_pred"])
+
+
+def test_windows_of_short_series_never_forecast_padding():
+    from tsrnn.routes import PanelRoute
+
+    est = TSRNNRegressor(lookback=12, horizon=4)
+    route = PanelRoute(lookback=12, horizon=4, strategy="direct", scaler="standard",
+                       quantiles=[])
+    plan = route.prepare(est, _short_panel(), None, None, None)
+    # 60 rows: 45 windows; 14 and 9 rows: one padded window each; 3 and 1 rows: none
+    assert list(plan.windows_per_series) == [45, 1, 1, 0, 0]
+    x, y, _ = plan.get_batch(np.array([45, 46]))
+    assert np.isfinite(y).all() and (np.abs(y) > 0).any()
+
+
+def test_a_frame_of_series_all_too_short_to_train_is_refused():
+    data = _short_panel()
+    with pytest.raises(ValueError, match="fewer than 5 rows"):
+        fit(data[data.unique_id.isin(["s3", "s4"])], lookback=12, horizon=4)

@@ -37,6 +37,8 @@ from tsrnn.data.panel import (
     future_index,
     future_indexes,
     pack,
+    pad_front,
+    past_index,
 )
 from tsrnn.data.scaling import fit_scaler, scale_values
 from tsrnn.data.seasons import choose_season, naive_scale, season_length_for
@@ -56,8 +58,9 @@ __all__ = [
     "check_min_length", "check_numeric_columns", "check_time_index", "choose_calendar",
     "choose_season", "columns_of", "decode_freq", "decode_index", "encode_freq",
     "encode_index", "fit_scaler", "future_index", "future_indexes", "gather_windows",
-    "held_out_tail", "make_windows", "naive_scale", "network_windows", "pack", "scale_values",
-    "season_length_for", "split_windows", "stacked_calendar_values", "step_length",
-    "training_batch", "window_starts", "window_stats", "CALENDAR_CYCLES", "LONG_COLUMNS",
-    "MAX_ABS_VALUE", "MIN_CALENDAR_REPEATS", "Panel", "StackedIndex",
+    "held_out_tail", "make_windows", "naive_scale", "network_windows", "pack", "pad_front",
+    "past_index", "scale_values", "season_length_for", "split_windows",
+    "stacked_calendar_values", "step_length", "training_batch", "window_starts",
+    "window_stats", "CALENDAR_CYCLES", "LONG_COLUMNS", "MAX_ABS_VALUE",
+    "MIN_CALENDAR_REPEATS", "Panel", "StackedIndex",
 ]

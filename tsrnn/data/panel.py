@@ -348,6 +348,40 @@ def check_min_length(panel: Panel, need: int, what: str) -> None:
         raise ValueError(f"{who} has {lengths[i]} rows, fewer than {what} = {need}.")
 
 
+def past_index(index: pd.Index, freq, periods: int) -> pd.Index:
+    """The ``periods`` stamps before the start of ``index``."""
+    first = index[0]
+    if isinstance(index, pd.PeriodIndex):
+        return pd.period_range(end=first - 1, periods=periods, freq=index.freq)
+    if isinstance(index, pd.DatetimeIndex):
+        return pd.date_range(end=first, periods=periods + 1, freq=freq)[:-1]
+    step = int(freq) if isinstance(freq, (int, np.integer)) else 1
+    return pd.Index(int(first) - step * np.arange(periods, 0, -1))
+
+
+def pad_front(panel: Panel, min_rows: int) -> tuple[Panel, np.ndarray]:
+    """Series shorter than ``min_rows`` lengthened at the front to ``min_rows`` rows,
+    each channel repeating its first value, at the stamps before the series'; returns
+    the panel and the number of rows added to each series. A global model then
+    learns from, and forecasts, series shorter than its window."""
+    lengths = panel.lengths()
+    pad = np.maximum(min_rows - lengths, 0)
+    if not pad.any():
+        return panel, pad
+    blocks, indexes = [], []
+    for i in range(panel.n_series):
+        v = panel.values[panel.indptr[i] : panel.indptr[i + 1]]
+        idx = panel.index[i]
+        if pad[i]:
+            v = np.vstack([np.repeat(v[:1], pad[i], axis=0), v])
+            idx = past_index(idx, panel.freq, int(pad[i])).append(idx)
+        blocks.append(v)
+        indexes.append(idx)
+    indptr = np.concatenate([[0], np.cumsum(lengths + pad)]).astype(np.int64)
+    return Panel(np.concatenate(blocks), indptr, panel.ids, indexes, panel.channels,
+                 panel.n_targets, panel.kind, panel.freq, panel.target_names), pad
+
+
 def as_list(v, columns=()):
     """Column names as a list: None is none, a list (or array, or Index) is as many
     names, a tuple is one name when ``columns`` has it, and any other value (a str,

@@ -103,19 +103,32 @@ class PanelRoute(PanelForecasting):
                 f"every exogenous column; {unknown} are not in future_exog. List them in "
                 "future_exog or use strategy='direct'."
             )
-        D.check_min_length(panel, self.lookback + self.horizon,
-                           f"lookback + horizon = {self.lookback} + {self.horizon}")
+        out_steps = 1 if self.strategy == "recursive" else self.horizon
+        real = panel
+        if panel.kind == "long":  # a global model: short series are padded, not refused
+            too_short = np.flatnonzero(panel.lengths() < out_steps + 1)
+            if too_short.size == panel.n_series:
+                raise ValueError(
+                    f"Every series has fewer than {out_steps + 1} rows (one input and "
+                    f"{out_steps} target(s)): nothing to train on.")
+            panel, padded = D.pad_front(panel, self.lookback + self.horizon)
+        else:
+            D.check_min_length(panel, self.lookback + self.horizon,
+                               f"lookback + horizon = {self.lookback} + {self.horizon}")
+            padded = np.zeros(1, np.int64)
         D.check_future_fits(panel, self.horizon)
         if previous is not None and (not isinstance(previous, PanelRoute)
                                      or panel.channels != previous.channels):
             raise ValueError("partial_fit got other columns than the first fit.")
-        loc, scale = D.fit_scaler(panel.values, panel.indptr, self.scaler)
+        loc, scale = D.fit_scaler(real.values, real.indptr, self.scaler)  # real rows
         values = D.scale_values(panel.values, panel.indptr, loc, scale)
         bad = ~np.isfinite(values).all(axis=1) if est.missing == "skip" else None
         if bad is not None:
             values[bad] = 0.0  # never read: windows touching these rows are dropped
-        out_steps = 1 if self.strategy == "recursive" else self.horizon
         starts, series = D.window_starts(panel.indptr, self.lookback, out_steps, bad)
+        if padded.any():  # no window forecasts a padded row
+            keep = starts + self.lookback >= panel.indptr[series] + padded[series]
+            starts, series = starts[keep], series[keep]
         if starts.size == 0:
             raise ValueError("No complete window without missing values in X.")
         per_series = np.bincount(series, minlength=panel.n_series)
@@ -125,8 +138,12 @@ class PanelRoute(PanelForecasting):
         # series sane with little data.
         self.n_targets = nt = panel.n_targets
         if previous is None:
+            real_values = values if real is panel else D.scale_values(
+                real.values, real.indptr, loc, scale)
+            real_bad = bad if real is panel or bad is None else \
+                ~np.isfinite(real_values).all(axis=1)
             self.season = 0 if est.stateful else D.choose_season(
-                values, panel, out_steps, bad, baseline=est.baseline,
+                real_values, real, out_steps, real_bad, baseline=est.baseline,
                 season_length=est.season_length, lookback=self.lookback)
             self.window_scaling = bool(est.window_scaling)
             self.calendar = D.choose_calendar(est.calendar, panel, self.lookback)
@@ -156,7 +173,7 @@ class PanelRoute(PanelForecasting):
             for i in range(panel.n_series)
         ]
         # MASE denominators of the training data, for score().
-        self.mase_scale = D.naive_scale(panel.values, panel.indptr, nt,
+        self.mase_scale = D.naive_scale(real.values, real.indptr, nt,
                                         D.season_length_for(panel.freq))
         est.n_features_in_ = len(panel.channels)
         est.feature_names_in_ = object_array(panel.channels)
@@ -172,6 +189,11 @@ class PanelRoute(PanelForecasting):
             if out_steps != self.horizon:  # recursive: scored over the whole horizon
                 cal_starts, cal_series = D.window_starts(panel.indptr, lookback,
                                                          self.horizon, bad)
+                if padded.any():
+                    real_targets = (cal_starts + lookback
+                                    >= panel.indptr[cal_series] + padded[cal_series])
+                    cal_starts, cal_series = (cal_starts[real_targets],
+                                              cal_series[real_targets])
                 cal_counts = np.bincount(cal_series, minlength=panel.n_series)
             cal_starts = cal_starts[D.held_out_tail(cal_counts, fraction)]
             if cal_starts.size:
@@ -292,7 +314,10 @@ class PanelRoute(PanelForecasting):
             return self.tails, self.ids, [self.scaler_params[i] for i in self.ids]
         panel = self.pack_history(X)
         params = self.history_scaling(panel, keep_unnamed_scaling=False)
-        D.check_min_length(panel, self.lookback, "the lookback predict needs")
+        if panel.kind == "long":  # short series start from padding, as in fit
+            panel, _ = D.pad_front(panel, self.lookback)
+        else:
+            D.check_min_length(panel, self.lookback, "the lookback predict needs")
         tails = [(panel.values[end - self.lookback : end], idx[-self.lookback :])
                  for end, idx in zip(panel.indptr[1:], panel.index)]
         return tails, list(panel.ids), params

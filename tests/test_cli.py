@@ -163,3 +163,34 @@ def test_standard_input_and_output_reports_on_stderr_quiet_and_json(tmp_path):
     meta = json.loads(info.stdout)
     assert meta["horizon"] == 3 and meta["targets"] == ["passengers"]
     assert meta["epochs"] == 3 and meta["input"] == "pandas"
+
+
+def test_precompile_fills_the_cache_a_fresh_process_then_uses(tmp_path):
+    """After ``tsrnn precompile`` into a cache folder, a fresh process fits and
+    forecasts without compiling a kernel (every dispatcher loads from the cache)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    r = subprocess.run([sys.executable, "-m", "tsrnn", "precompile", "--cells", "gru"],
+                       env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and "compiled the kernels of gru" in r.stderr, r.stderr
+    code = """
+import warnings; warnings.simplefilter("ignore")
+import numba, numpy as np
+from tsrnn import TSRNNRegressor
+from tsrnn.datasets import load_air_passengers
+TSRNNRegressor(cell="gru", max_epochs=2, lookback=12, horizon=3).fit(
+    load_air_passengers()).predict(level=[80])
+from numba.core.registry import CPUDispatcher
+import gc
+misses = [d.py_func.__qualname__ for d in gc.get_objects()
+          if isinstance(d, CPUDispatcher) and d.py_func.__module__.startswith("tsrnn")
+          and sum(d.stats.cache_misses.values())]
+print(misses)
+"""
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"

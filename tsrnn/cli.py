@@ -222,6 +222,17 @@ def cmd_backtest(a):
         _report(a, f"wrote {a.plot}")
 
 
+def cmd_precompile(a):
+    from tsrnn.precompile import CELLS, precompile
+
+    cells = _split(a.cells)
+    unknown = [c for c in cells if c not in CELLS]
+    if unknown:
+        raise CLIError(f"unknown cell(s) {unknown}; choose from {list(CELLS)}.")
+    secs = precompile(cells, float64=a.float64)
+    print(f"compiled the kernels of {', '.join(cells)} in {secs:.1f} s", file=sys.stderr)
+
+
 def model_info(path) -> dict:
     """What ``tsrnn info`` reports of a model file, validated as ``load`` does."""
     from tsrnn.estimator import TSRNNRegressor
@@ -349,6 +360,13 @@ def build_parser():
                    "output; the metrics then go to standard error)")
     common(b)
     b.set_defaults(func=cmd_backtest)
+
+    c = sub.add_parser("precompile", help="compile the kernels into numba's disk cache "
+                       "(for container images: start warm)")
+    c.add_argument("--cells", default="lstm,gru,rnn", help="cells to compile")
+    c.add_argument("--float64", action="store_true",
+                   help="also the float64 kernels of the functional API")
+    c.set_defaults(func=cmd_precompile)
 
     i = sub.add_parser("info", help="describe a model file")
     i.add_argument("model")

@@ -113,7 +113,7 @@ def _train(est, plan: TrainingPlan, incremental: bool = False) -> None:
     are left out: :func:`tsrnn.data.split_windows`), build or reuse the network, run
     the trainer, then ``plan.after_training``. ``est.route_`` is the fitted data
     route."""
-    prev = getattr(est, "training_state_", None) if hasattr(est, "net_") else None
+    prev = est.training_state_ if hasattr(est, "net_") else None
     rng = prev.rng if (incremental and prev is not None and prev.rng is not None) \
         else new_rng(est.random_state)
     if plan.streams is not None:  # stateful: streams train, series validate

@@ -57,13 +57,15 @@ def busy_processes(seconds: float = 1.0, threshold: float = 0.2) -> list[str]:
             and (t - before[pid][0]) / ticks / seconds > threshold]
 
 
-def check_quiet(max_load: float = 0.5, allow_noisy: bool = False) -> str:
+def check_quiet(max_load: float = 0.5, allow_noisy: bool = False,
+                after: bool = False) -> str:
     """Refuse (SystemExit) a benchmark on a busy machine, unless ``allow_noisy``:
     then the returned warning goes into the table. Busy: a 1-minute load average
-    above ``max_load``, or another process using a core."""
+    above ``max_load`` (before the run; after it, the average holds the run's own
+    work), or another process using a core."""
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     busy = busy_processes()
-    if load <= max_load and not busy:
+    if (after or load <= max_load) and not busy:
         return ""
     why = f"load average {load:.2f}" + (f"; busy: {', '.join(busy[:5])}" if busy else "")
     if not allow_noisy:

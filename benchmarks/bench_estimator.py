@@ -188,7 +188,7 @@ def main(argv=None):
             rows.append([wname, cname, f"{f:.3f}", f"{f / base_fit:.1f}x",
                          f"{1e3 * p:.2f}", f"{p / base_pred:.1f}x"])
             ratios[(wname, cname)] = (f / base_fit, p / base_pred)
-    after = check_quiet(allow_noisy=True)
+    after = check_quiet(allow_noisy=True, after=True)
     noisy = noisy or after
     notes = (noisy + "\n\n" if noisy else "") + f"""
 Command: `python benchmarks/bench_estimator.py` ({machine_line()}; darts and

@@ -209,7 +209,7 @@ def main(argv=None):
                 f"warm; first default fit (air_passengers, 5 epochs) + predict "
                 f"{fit_empty:.2f} s empty, {fit_warm:.2f} s warm.")
 
-    after = check_quiet(allow_noisy=True)  # the machine after the run, as before it
+    after = check_quiet(allow_noisy=True, after=True)  # no one else on a core after
     noisy = noisy or (after and after.replace("NOISY**: taken on", "NOISY**: after"))
     cmd = "python benchmarks/bench_kernels.py " + " ".join(argv or sys.argv[1:])
     notes = ((noisy + "\n\n" if noisy else "")

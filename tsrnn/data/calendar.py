@@ -13,8 +13,8 @@ CALENDAR_CYCLES = {"day": pd.Timedelta(days=1), "week": pd.Timedelta(days=7),
                    "year": pd.Timedelta(days=365.2425)}
 
 
-#: A cycle seen only a few times is memorised rather than learned: on 3.5 weeks of
-#: hourly noise the week features made the 10-90% quantile band 50% too wide.
+#: A cycle seen only a few times is memorised rather than learned (on a few weeks of
+#: hourly noise, week features widen the quantile bands): at least this many.
 MIN_CALENDAR_REPEATS = 4
 
 

@@ -442,7 +442,7 @@ def relu_backward(dy, w, r):
     """``(dy @ w) * (r > 0)``: the gradient at the input of a ReLU layer ``r`` (m, d)
     followed by a linear map ``w`` (P, d) with few outputs P, given the gradient
     ``dy`` (m, P) of those outputs. The product is :func:`matmul_acc`'s hand loop
-    (BLAS takes a product with so short an inner dimension 3-4x longer)."""
+    (BLAS is slow with so short an inner dimension)."""
     m, d = r.shape
     out = np.zeros((m, d), dy.dtype)
     matmul_acc(dy, w, out)

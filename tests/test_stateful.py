@@ -196,3 +196,24 @@ def test_chunks_that_only_warm_up_are_skipped():
     loss = trainer.train_epoch(np.arange(len(S.begin)), 1)
     assert np.isfinite(loss) and loss > 0
     assert any(not np.array_equal(before[k], v) for k, v in net.params.items())
+
+
+def test_stateful_never_trains_on_the_padding_of_short_series():
+    """In a long frame, a series shorter than lookback + horizon is padded at the
+    front: its padding is no data, so no stateful origin forecasts it."""
+    from tsrnn.routes import PanelRoute
+
+    rng = np.random.default_rng(0)
+    long = pd.concat([pd.DataFrame({"unique_id": f"s{k}", "ds": np.arange(n),
+                                    "y": rng.normal(size=n)})
+                      for k, n in enumerate([80, 12])], ignore_index=True)
+    est = TSRNNRegressor(lookback=10, horizon=3, stateful=True, window_scaling=False,
+                         tbptt_steps=5, early_stopping=False)
+    route = PanelRoute(lookback=10, horizon=3, strategy="direct", scaler="standard",
+                       quantiles=[])
+    S = route.prepare(est, long, None, None, None).streams
+    padding = {80}  # the short series (12 rows) gets one row: 13 = lookback + horizon
+    origins = [t for s in range(len(S.begin))
+               for t in range(S.loss_from[s], S.end[s])
+               if t + S.horizon < S.limit[s] and S.ok[t]]
+    assert origins and not any(set(range(t, t + 4)) & padding for t in origins)

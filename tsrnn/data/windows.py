@@ -12,17 +12,20 @@ from numba import njit
 from tsrnn._config import JIT_OPTIONS
 
 
-def window_starts(indptr, lookback, horizon, bad_rows=None) -> tuple[np.ndarray, np.ndarray]:
+def window_starts(indptr, lookback, horizon, bad_rows=None,
+                  padded=None) -> tuple[np.ndarray, np.ndarray]:
     """Start rows of every complete (lookback + horizon) window, and their series.
 
     With ``bad_rows`` (a boolean mask of rows holding NaN), windows touching one are
-    left out.
+    left out; with ``padded`` (rows added at the front of each series,
+    :func:`tsrnn.data.pad_front`), so are windows whose targets include one.
     """
     starts, series = [], []
     span = lookback + horizon
     for i in range(len(indptr) - 1):
         a, b = indptr[i], indptr[i + 1]
-        s = np.arange(a, b - span + 1, dtype=np.int64)
+        first = a if padded is None else max(a, a + int(padded[i]) - lookback)
+        s = np.arange(first, b - span + 1, dtype=np.int64)
         if bad_rows is not None and s.size:
             c = np.concatenate([[0], np.cumsum(bad_rows[a:b])])
             ok = (c[s - a + span] - c[s - a]) == 0

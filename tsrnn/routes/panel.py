@@ -115,7 +115,7 @@ class PanelRoute(PanelForecasting):
         else:
             D.check_min_length(panel, self.lookback + self.horizon,
                                f"lookback + horizon = {self.lookback} + {self.horizon}")
-            padded = np.zeros(1, np.int64)
+            padded = None
         D.check_future_fits(panel, self.horizon)
         if previous is not None and (not isinstance(previous, PanelRoute)
                                      or panel.channels != previous.channels):
@@ -125,10 +125,8 @@ class PanelRoute(PanelForecasting):
         bad = ~np.isfinite(values).all(axis=1) if est.missing == "skip" else None
         if bad is not None:
             values[bad] = 0.0  # never read: windows touching these rows are dropped
-        starts, series = D.window_starts(panel.indptr, self.lookback, out_steps, bad)
-        if padded.any():  # no window forecasts a padded row
-            keep = starts + self.lookback >= panel.indptr[series] + padded[series]
-            starts, series = starts[keep], series[keep]
+        starts, series = D.window_starts(panel.indptr, self.lookback, out_steps, bad,
+                                         padded)
         if starts.size == 0:
             raise ValueError("No complete window without missing values in X.")
         per_series = np.bincount(series, minlength=panel.n_series)
@@ -188,12 +186,7 @@ class PanelRoute(PanelForecasting):
             cal_starts, cal_counts = starts, per_series
             if out_steps != self.horizon:  # recursive: scored over the whole horizon
                 cal_starts, cal_series = D.window_starts(panel.indptr, lookback,
-                                                         self.horizon, bad)
-                if padded.any():
-                    real_targets = (cal_starts + lookback
-                                    >= panel.indptr[cal_series] + padded[cal_series])
-                    cal_starts, cal_series = (cal_starts[real_targets],
-                                              cal_series[real_targets])
+                                                         self.horizon, bad, padded)
                 cal_counts = np.bincount(cal_series, minlength=panel.n_series)
             cal_starts = cal_starts[D.held_out_tail(cal_counts, fraction)]
             if cal_starts.size:
@@ -203,8 +196,12 @@ class PanelRoute(PanelForecasting):
         if est.stateful:
             from tsrnn.stateful import build_streams
 
+            skip = np.zeros(len(values), bool) if bad is None else bad.copy()
+            if padded is not None:  # padding is no data: streams start after it
+                for a, p in zip(panel.indptr[:-1], padded):
+                    skip[a : a + p] = True
             streams = build_streams(
-                values, panel.indptr, bad, lookback=lookback, horizon=self.horizon,
+                values, panel.indptr, skip, lookback=lookback, horizon=self.horizon,
                 n_targets=nt, fut_cols=net_fut_cols,
                 chunk=est.tbptt_steps or lookback, batch_size=est.batch_size,
                 validation_fraction=fraction if early_stopping else 0.0)

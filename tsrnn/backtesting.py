@@ -155,16 +155,24 @@ def _forecast_block(model, panel, windows, n_drop, levels):
     batched pass, as one long frame."""
     route = model.route_
     values, params = route.scale_history(panel)
-    L, H, nt = route.lookback, route.horizon, route.n_targets
     lengths = panel.lengths()
-    which = [(i, w) for i in range(panel.n_series) for w in windows]
-    first = np.array([panel.indptr[i] + lengths[i] - n_drop[w] for i, w in which],
-                     np.int64)  # row of each window's first forecast step
-    x, _, f = D.gather_windows(values, first - L, L, H, nt, route.net_fut_cols)
-    outs = route.forecast_windows(model.net_, x, f, [params[i][0] for i, _ in which],
-                                  [params[i][1] for i, _ in which], levels)
-    return window_frame(panel, first, [i for i, _ in which], outs,
-                        extra={"window": [w for _, w in which]})
+    series = np.repeat(np.arange(panel.n_series), len(windows))
+    window = np.tile(np.asarray(windows, np.int64), panel.n_series)
+    first = (panel.indptr[series] + lengths[series]
+             - np.asarray(n_drop, np.int64)[window])  # each window's first forecast row
+    blocks = route.window_forecasts(model.net_, values, params, first - route.lookback,
+                                    series, levels)
+    return pd.concat([window_frame(panel, s + route.lookback, w, outs,
+                                   extra={"window": window[lo : lo + len(s)]})
+                      for lo, (s, w, outs) in _offsets(blocks)], ignore_index=True)
+
+
+def _offsets(blocks):
+    """(offset of the block, block) for the blocks of window_forecasts."""
+    lo = 0
+    for block in blocks:
+        yield lo, block
+        lo += len(block[0])
 
 
 def _metrics(fc, panel, levels, lengths, n_drop, m):

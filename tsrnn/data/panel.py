@@ -37,6 +37,15 @@ class Panel:
     def lengths(self) -> np.ndarray:
         return np.diff(self.indptr)
 
+    def with_rows(self, blocks, indexes, freq=None) -> Panel:
+        """The same series and columns with other rows: ``blocks`` (values) and
+        ``indexes``, one of each per series."""
+        lengths = [len(b) for b in blocks]
+        indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        return Panel(np.concatenate(blocks), indptr, list(self.ids), list(indexes),
+                     list(self.channels), self.n_targets, self.kind,
+                     self.freq if freq is None else freq, list(self.target_names))
+
 
 # --------------------------------------------------------------------- validation
 def _is_numeric(s: pd.Series) -> bool:
@@ -377,9 +386,7 @@ def pad_front(panel: Panel, min_rows: int) -> tuple[Panel, np.ndarray]:
             idx = past_index(idx, panel.freq, int(pad[i])).append(idx)
         blocks.append(v)
         indexes.append(idx)
-    indptr = np.concatenate([[0], np.cumsum(lengths + pad)]).astype(np.int64)
-    return Panel(np.concatenate(blocks), indptr, panel.ids, indexes, panel.channels,
-                 panel.n_targets, panel.kind, panel.freq, panel.target_names), pad
+    return panel.with_rows(blocks, indexes), pad
 
 
 def as_list(v, columns=()):

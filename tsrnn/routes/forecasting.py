@@ -257,12 +257,19 @@ class PanelForecasting:
             blocks.append(np.vstack([raw, panel.values[panel.indptr[i]:panel.indptr[i + 1]]]))
             indexes.append(tail_idx.append(idx))
             n_new.append(len(idx))
-        lengths = [len(b) for b in blocks]
-        indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        joined = D.Panel(np.concatenate(blocks), indptr, list(panel.ids), indexes,
-                         list(panel.channels), panel.n_targets, panel.kind, self.freq,
-                         list(panel.target_names))
-        return joined, np.asarray(n_new)
+        return panel.with_rows(blocks, indexes, self.freq), np.asarray(n_new)
+
+    def window_forecasts(self, net, values, params, starts, series, levels=(),
+                         rows=4096):
+        """Forecasts from the windows of scaled ``values`` starting at ``starts``
+        (of series ``series``, scaled by ``params``), ``rows`` windows at a time:
+        yields (starts, series, :meth:`unscale`'s dict) per block."""
+        L, H, nt = self.lookback, self.horizon, self.n_targets
+        for lo in range(0, len(starts), rows):
+            s, w = starts[lo : lo + rows], series[lo : lo + rows]
+            x, _, f = D.gather_windows(values, s, L, H, nt, self.net_fut_cols)
+            yield s, w, self.forecast_windows(net, x, f, [params[i][0] for i in w],
+                                              [params[i][1] for i in w], levels)
 
     def score(self, net, X) -> float:
         """Minus the mean MASE of rolling forecasts over ``X`` (see
@@ -274,13 +281,9 @@ class PanelForecasting:
                                  for i, n in enumerate(n_new)])
         which = np.repeat(np.arange(panel.n_series), n_new - H + 1)
         err = np.zeros((panel.n_series, nt))
-        for lo in range(0, starts.size, 4096):
-            s, w = starts[lo : lo + 4096], which[lo : lo + 4096]
-            x, _, f = D.gather_windows(values, s, L, H, nt, self.net_fut_cols)
-            point = self.forecast_windows(net, x, f, [params[i][0] for i in w],
-                                          [params[i][1] for i in w], ())[""]
+        for s, w, outs in self.window_forecasts(net, values, params, starts, which):
             actual = panel.values[(s + L)[:, None] + np.arange(H), :nt]
-            np.add.at(err, w, np.abs(actual - point).sum(axis=1))
+            np.add.at(err, w, np.abs(actual - outs[""]).sum(axis=1))
         err /= ((n_new - H + 1) * H)[:, None]  # mean absolute error per series
         scale = self.mase_scale[[self.ids.index(u) for u in panel.ids]]
         return -float(np.mean(err / scale))
@@ -300,7 +303,7 @@ class PanelForecasting:
                     "which the linear head reads for every step; use head='mlp'.")
             panel = _padded(panel, self.horizon, self.freq)
         values, params = self.scale_history(panel)
-        L, H, nt = self.lookback, self.horizon, self.n_targets
+        L, H = self.lookback, self.horizon
         starts, series = D.window_starts(panel.indptr, L, H)
         if starts.size == 0:
             raise ValueError(f"X has no window of lookback + horizon = {L + H} rows.")
@@ -309,14 +312,9 @@ class PanelForecasting:
             rows = np.flatnonzero(series == i)
             keep[rows[::-1][::step_size]] = True
         starts, series = starts[keep], series[keep]
-        frames = []
-        for lo in range(0, starts.size, 4096):
-            s, w = starts[lo : lo + 4096], series[lo : lo + 4096]
-            x, _, f = D.gather_windows(values, s, L, H, nt, self.net_fut_cols)
-            outs = self.forecast_windows(net, x, f, [params[i][0] for i in w],
-                                         [params[i][1] for i in w], levels)
-            frames.append(window_frame(panel, s + L, w, outs))
-        frame = pd.concat(frames, ignore_index=True)
+        frame = pd.concat([window_frame(panel, s + L, w, outs) for s, w, outs in
+                           self.window_forecasts(net, values, params, starts, series,
+                                                 levels)], ignore_index=True)
         if partial:  # the padded steps after X
             frame = frame[frame["actual"].notna()].reset_index(drop=True)
         return frame
@@ -333,9 +331,7 @@ def _padded(panel, horizon, freq):
         blocks.append(np.vstack([v, pad]))
         indexes.append(panel.index[i].append(D.future_index(panel.index[i], freq,
                                                             horizon)))
-    indptr = panel.indptr + horizon * np.arange(panel.n_series + 1)
-    return D.Panel(np.concatenate(blocks), indptr, panel.ids, indexes, panel.channels,
-                   panel.n_targets, panel.kind, panel.freq, panel.target_names)
+    return panel.with_rows(blocks, indexes)
 
 
 def check_finite_forecast(pred):

@@ -150,14 +150,15 @@ class PanelForecasting:
         and known futures ``f`` of series scaled by ``locs``/``scales``."""
         return self.unscale(self.predict_scaled(net, x, f), locs, scales, levels, x)
 
-    def complete_windows(self, tails, ids, params):
-        """The series whose last ``lookback`` rows are complete (a model fitted with
-        ``missing="skip"`` keeps gaps in its history): the others are refused with a
-        ValueError naming series, column and timestamp; in a long frame they are
-        left out with a warning instead, as long as one series remains."""
-        bad = [i for i, (raw, _) in enumerate(tails) if not np.isfinite(raw).all()]
+    def complete_windows(self, raws, tails, ids, params):
+        """The series whose last ``lookback`` rows (``raws``, stacked) are complete (a
+        model fitted with ``missing="skip"`` keeps gaps in its history): the others
+        are refused with a ValueError naming series, column and timestamp; in a long
+        frame they are left out with a warning instead, as long as one series
+        remains."""
+        bad = np.flatnonzero(~np.isfinite(raws).all(axis=(1, 2))).tolist()
         if not bad:
-            return tails, ids, params
+            return raws, tails, ids, params
         where = []
         for i in bad[:5]:
             raw, idx = tails[i]
@@ -173,7 +174,7 @@ class PanelForecasting:
                              "(predict(X)), or fill the gap.")
         _warnings.warn(msg + " Their forecasts are left out of the result.")
         keep = [i for i in range(len(tails)) if i not in set(bad)]
-        return ([tails[i] for i in keep], [ids[i] for i in keep],
+        return (raws[keep], [tails[i] for i in keep], [ids[i] for i in keep],
                 [params[i] for i in keep])
 
     def check_steps(self, steps, levels, head) -> tuple[np.ndarray, np.ndarray]:
@@ -207,7 +208,8 @@ class PanelForecasting:
         return steps, needed
 
     def forecast(self, net, tails, ids, params, future, levels=(), steps=None):
-        tails, ids, params = self.complete_windows(tails, ids, params)
+        raws, tails, ids, params = self.complete_windows(
+            np.stack([raw for raw, _ in tails]), tails, ids, params)
         steps, needed = self.check_steps(steps, levels, net.head)
         H = self.horizon if self.strategy == "direct" else int(steps[-1])
         n = len(tails)
@@ -216,7 +218,7 @@ class PanelForecasting:
         fidxs = D.future_indexes([idx for _, idx in tails], self.freq, H)
         locs = np.stack([p[0] for p in params])[:, None, :]  # (n, 1, C)
         scales = np.stack([p[1] for p in params])[:, None, :]
-        xs[:, :, :C] = (np.stack([raw for raw, _ in tails]) - locs) / scales
+        xs[:, :, :C] = (raws - locs) / scales
         futs = np.zeros((n, H, 0), np.float32)
         if self.future_exog:  # known future inputs: looked up and scaled per series
             futs = np.asarray([

@@ -217,3 +217,20 @@ def test_stateful_never_trains_on_the_padding_of_short_series():
                for t in range(S.loss_from[s], S.end[s])
                if t + S.horizon < S.limit[s] and S.ok[t]]
     assert origins and not any(set(range(t, t + 4)) & padding for t in origins)
+
+
+def test_validation_of_many_series_in_one_pass_equals_one_at_a_time():
+    """The validation loss of series run together (ragged) is the origin-weighted
+    mean of each series' own."""
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=(130, 2))
+    indptr = np.array([0, 60, 130])
+    S = build_streams(values, indptr, None, lookback=4, horizon=H_OUT, n_targets=1,
+                      fut_cols=[], chunk=8, batch_size=2, validation_fraction=0.3)
+    trainer = StreamTrainer(_net("gru"), S, batch_size=2, learning_rate=0.1,
+                            optimizer="sgd", weight_decay=0.0, clip_norm=None,
+                            loss="mse", tbptt_steps=None, rng=np.random.default_rng(0))
+    n = [int(S.val_to[i] - S.val_from[i]) for i in range(2)]
+    alone = [trainer.evaluate([i]) for i in range(2)]
+    np.testing.assert_allclose(trainer.evaluate([0, 1]),
+                               (alone[0] * n[0] + alone[1] * n[1]) / sum(n), rtol=1e-10)

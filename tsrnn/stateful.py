@@ -197,28 +197,36 @@ class StreamTrainer(Trainer):
                 count += n
         return total / max(count, 1)
 
-    def evaluate(self, idx):
-        """Mean loss over the validation origins of the series ``idx``."""
+    def evaluate(self, idx, rows_per_pass=256):
+        """Mean loss over the validation origins of the series ``idx``, their
+        stretches run together (ragged, ``rows_per_pass`` series a pass)."""
         S = self.streams
         dtype = self.net.params["weight_ih_l0"].dtype
+        last = len(S.values) - 1
         total, count = 0.0, 0
-        for i in idx:
-            rows = np.arange(S.val_begin[i], S.val_to[i])
-            x = S.values[rows][None].astype(dtype)
+        for lo in range(0, len(idx), rows_per_pass):
+            i = np.asarray(idx[lo : lo + rows_per_pass])
+            rows = S.val_begin[i][:, None] + np.arange((S.val_to[i] - S.val_begin[i]).max())
+            inside = rows < S.val_to[i][:, None]
+            clipped = np.minimum(rows, last)
+            x = np.where(inside[..., None], S.values[clipped], 0).astype(dtype)
             out, _, _ = F.forward(self.net.cell, x, self.net.rnn_params(),
+                                  lengths=inside.sum(axis=1),
                                   num_layers=self.net.num_layers,
                                   nonlinearity=self.net.nonlinearity, device=self.net.device)
-            origins = (rows >= S.val_from[i]) & S.ok[rows]
-            if not origins.any():
+            origins = inside & (rows >= S.val_from[i][:, None]) & S.ok[clipped]
+            n = int(origins.sum())
+            if not n:
                 continue
             fut, y = origin_batch(S, rows[origins])
             with np.errstate(over="ignore", invalid="ignore"):
-                pred = self.net.head_predict(out[0][origins], fut.astype(dtype))
+                pred = self.net.head_predict(np.ascontiguousarray(out[origins]),
+                                             fut.astype(dtype))
                 value = loss_and_grad(self.loss, pred.astype(dtype), y.astype(dtype),
                                       self.quantiles)[0]
-            total += value * int(origins.sum())
-            count += int(origins.sum())
-        return total / max(count, 1) if count else np.inf
+            total += value * n
+            count += n
+        return total / count if count else np.inf
 
     def check_not_diverged(self, idx, h):
         """As :meth:`Trainer.check_not_diverged`, on the origins the kept weights'

@@ -418,3 +418,29 @@ def test_weight_gradients_streamed_or_after_the_loop_match_the_reference(
     np.testing.assert_allclose(dx, r_dx, **tol)
     for k in grads:
         np.testing.assert_allclose(grads[k], r_grads[k], **tol, err_msg=k)
+
+
+def test_the_layer_entry_points_refuse_what_would_leave_the_kernels_bounds(rng):
+    """run_layer and backward_layer skip forward's checks, but not the ones that keep
+    the compiled kernels in bounds."""
+    p = F.init_params("lstm", 2, 4, seed=0)
+    x = rng.standard_normal((5, 3, 2)).astype(np.float32)
+    h0 = np.zeros((3, 4), np.float32)
+    lengths = np.full(3, 5, np.int64)
+    out, h, c, cache = F.run_layer("lstm", x, p, "_l0", h0, h0, lengths, True, False)
+    with pytest.raises(ValueError, match="w_ih"):
+        F.run_layer("lstm", x, {**p, "weight_ih_l0": p["weight_ih_l0"][:, :1].copy()},
+                    "_l0", h0, h0, lengths, True, False)
+    with pytest.raises(ValueError, match="lengths"):
+        F.run_layer("lstm", x, p, "_l0", h0, h0, lengths + 1, True, False)
+    with pytest.raises(ValueError, match="h0"):
+        F.run_layer("lstm", x, p, "_l0", h0[:2], h0, lengths, True, False)
+    args = ("lstm", x, p["weight_ih_l0"], p["weight_hh_l0"], lengths)
+    _, _, _, kept_none = F.run_layer("lstm", x, p, "_l0", h0, h0, lengths, False, False)
+    with pytest.raises(ValueError, match="kernel_cache tanh_c"):  # keep=False cache
+        F.backward_layer(*args, kept_none, np.zeros_like(out), h0, h0, False, False)
+    with pytest.raises(ValueError, match="dout"):
+        F.backward_layer(*args, cache, np.zeros((5, 3, 3), np.float32), h0, h0, False,
+                         False)
+    grads = F.backward_layer(*args, cache, np.ones_like(out), h0, h0, False, False)
+    assert grads[1].shape == p["weight_ih_l0"].shape

@@ -302,29 +302,89 @@ _BACKWARD_LAYER = {"lstm": _backward_lstm, "gru": _backward_gru, "rnn": _backwar
 
 def run_layer(cell: str, x_tm: np.ndarray, params: dict[str, np.ndarray], suffix: str,
               h0: np.ndarray, c0: np.ndarray | None, lengths: np.ndarray, keep: bool,
-              use_relu: bool, kernels: ModuleType = _cpu) -> tuple:
+              use_relu: bool, kernels: ModuleType = _cpu, check: bool = True) -> tuple:
     """One direction of one layer over time-major ``x_tm`` (time, batch, features),
-    without :func:`forward`'s checks (the caller has made the inputs C-contiguous,
-    of the weights' dtype and shapes). ``suffix`` picks the weights ("_l0",
-    "_l1_reverse", ...); ``c0`` is None but for "lstm"; ``keep`` keeps what
-    :func:`backward_layer` needs.
+    with only the checks that keep the kernels in bounds (shapes, dtypes,
+    contiguity, lengths; :func:`forward` also names the mistake in user terms).
+    ``check=False`` skips them, for callers that built every argument themselves
+    (tsrnn's own training step and :func:`forward`): wrong arguments then corrupt
+    memory instead of raising.
+    ``suffix`` picks the weights ("_l0", "_l1_reverse", ...); ``c0`` is None but for
+    "lstm"; ``keep`` keeps what :func:`backward_layer` needs.
 
     Returns (out, final h, final c or None, kernel cache)."""
     w = (params["weight_ih" + suffix], params["weight_hh" + suffix],
          params["bias_ih" + suffix], params["bias_hh" + suffix])
+    if check:
+        T, B, H = _check_layer(cell, x_tm, *w, lengths)
+        _need_arrays(x_tm.dtype, (B, H), contiguous=False, h0=h0,
+                     **({"c0": c0} if cell == "lstm" else {}))
     return _RUN_LAYER[cell](kernels, x_tm, w, h0, c0, lengths, keep, use_relu)
 
 
 def backward_layer(cell: str, x_tm: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
                    lengths: np.ndarray, kernel_cache: tuple, dout: np.ndarray,
                    dh: np.ndarray, dc: np.ndarray | None, use_relu: bool, consume: bool,
-                   kernels: ModuleType = _cpu) -> tuple:
+                   kernels: ModuleType = _cpu, check: bool = True) -> tuple:
     """BPTT through one direction of one layer, the reverse of :func:`run_layer`
     (``kernel_cache`` is what it returned): ``(dx, dw_ih, dw_hh, db_ih, db_hh, dh0,
     dc0)``, ``dc0`` None but for "lstm". The CPU LSTM kernel overwrites the cached
-    gates: it gets a copy unless ``consume`` (the cache is then used up)."""
+    gates: it gets a copy unless ``consume`` (the cache is then used up); ``check``
+    as for :func:`run_layer`."""
+    if check:
+        _check_backward_layer(cell, x_tm, w_ih, w_hh, lengths, kernel_cache, dout, dh, dc)
     return _BACKWARD_LAYER[cell](kernels, x_tm, w_ih, w_hh, lengths, kernel_cache, dout,
                                  dh, dc, use_relu, consume)
+
+
+def _check_backward_layer(cell, x_tm, w_ih, w_hh, lengths, kernel_cache, dout, dh, dc):
+    G = w_hh.shape[0] if len(getattr(w_hh, "shape", ())) == 2 else 0
+    T, B, H = _check_layer(cell, x_tm, w_ih, w_hh, np.empty(G, w_hh.dtype),
+                           np.empty(G, w_hh.dtype), lengths)
+    dt = x_tm.dtype
+    _need_arrays(dt, (T, B, H), dout=dout)
+    _need_arrays(dt, (B, H), contiguous=False, dh=dh,
+                 **({"dc": dc} if cell == "lstm" else {}))
+    steps = {"hs": T + 1, "cs": T + 1, "gates": T, "tanh_c": T, "hn": T}
+    names = {"lstm": ("hs", "cs", "gates", "tanh_c"), "gru": ("hs", "gates", "hn"),
+             "rnn": ("hs",)}[cell]
+    if not isinstance(kernel_cache, tuple) or len(kernel_cache) != len(names):
+        raise ValueError("kernel_cache must be what run_layer(..., keep=True) returned.")
+    for name, a in zip(names, kernel_cache):
+        width = G if name == "gates" else H
+        _need_arrays(dt, (steps[name], B, width), **{f"kernel_cache {name}": a})
+
+
+def _check_layer(cell, x_tm, w_ih, w_hh, b_ih, b_hh, lengths):
+    """(time, batch, hidden) of one layer's arguments, after checking that they fit
+    together: the kernels do not check bounds."""
+    if cell not in CELLS:
+        raise ValueError(f"cell must be one of {sorted(CELLS)}. Got {cell!r} instead.")
+    if not (hasattr(x_tm, "shape") and len(x_tm.shape) == 3 and x_tm.dtype in _DTYPES):
+        raise ValueError("x_tm must be a float32 or float64 array of shape "
+                         "(time, batch, features).")
+    T, B, F_in = x_tm.shape
+    H = w_hh.shape[1] if hasattr(w_hh, "shape") and len(w_hh.shape) == 2 else -1
+    G = CELLS[cell] * H
+    _need_arrays(x_tm.dtype, (T, B, F_in), x_tm=x_tm)
+    _need_arrays(x_tm.dtype, (G, F_in), w_ih=w_ih)
+    _need_arrays(x_tm.dtype, (G, H), w_hh=w_hh)
+    _need_arrays(x_tm.dtype, (G,), b_ih=b_ih, b_hh=b_hh)
+    if not (isinstance(lengths, np.ndarray) and lengths.dtype == np.int64
+            and lengths.shape == (B,) and (lengths >= 1).all() and (lengths <= T).all()):
+        raise ValueError(f"lengths must be an int64 array of {B} values in 1..{T}.")
+    return T, B, H
+
+
+def _need_arrays(dtype, shape, contiguous=True, **arrays):
+    for name, a in arrays.items():
+        # numpy arrays, or the CUDA kernels' device arrays (shape and dtype alike)
+        if not (hasattr(a, "shape") and hasattr(a, "dtype") and a.shape == tuple(shape)
+                and a.dtype == dtype and not (contiguous and isinstance(a, np.ndarray)
+                                              and not a.flags.c_contiguous)):
+            raise ValueError(f"{name} must be a C-contiguous {np.dtype(dtype).name} array "
+                             f"of shape {tuple(shape)}; got "
+                             f"{getattr(a, 'shape', type(a).__name__)}.")
 
 
 def _forward_stack(K, cell, inp, p, states, lengths, masks, num_layers, dirs, keep,
@@ -341,7 +401,8 @@ def _forward_stack(K, cell, inp, p, states, lengths, masks, num_layers, dirs, ke
             x_d = _cpu.reverse_padded(inp, lengths) if d else inp
             c0 = states[1][idx] if cell == "lstm" else None
             out_d, h_last, c_last, kcache = run_layer(
-                cell, x_d, p, sfx, states[0][idx], c0, lengths, keep, use_relu, K
+                cell, x_d, p, sfx, states[0][idx], c0, lengths, keep, use_relu, K,
+                check=False,  # forward() checked the arguments
             )
             h_n[idx] = h_last
             if c_n is not None:
@@ -506,6 +567,7 @@ def _backward_stack(K, cell, p, layers, lengths, d_layer_out, dstates, num_layer
             dx, dw_ih, dw_hh, db_ih, db_hh, dh, dc = backward_layer(
                 cell, x_d, w_ih, w_hh, lengths, kcache, dout_d, dstates[0][idx],
                 dstates[1][idx] if cell == "lstm" else None, use_relu, consume, K,
+                check=False,  # backward() checked the arguments, forward() the cache
             )
             if dc is not None:
                 dc0[idx] = dc

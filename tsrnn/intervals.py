@@ -69,7 +69,4 @@ def point_forecast(pred4, quantiles):
 def spread_sample(starts):
     """At most :data:`tsrnn._config.MAX_CONFORMAL_WINDOWS` of the window ``starts``,
     evenly spread."""
-    if starts.size > MAX_CONFORMAL_WINDOWS:
-        pick = np.linspace(0, starts.size - 1, MAX_CONFORMAL_WINDOWS)
-        starts = starts[np.round(pick).astype(np.int64)]
-    return starts
+    return D.spread_sample(starts, MAX_CONFORMAL_WINDOWS)

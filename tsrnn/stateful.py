@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tsrnn import functional as F
+from tsrnn.data.windows import spread_sample
 from tsrnn.losses import loss_and_grad
 from tsrnn.training import Trainer
 
@@ -245,10 +246,5 @@ class StreamTrainer(Trainer):
             rows = np.concatenate([
                 np.arange(S.loss_from[s], min(S.end[s], S.limit[s] - S.horizon))
                 for s in idx])
-        rows = rows[S.ok[rows]]
-        if rows.size > 4096:
-            rows = rows[np.round(np.linspace(0, rows.size - 1, 4096)).astype(np.int64)]
-        _, y = origin_batch(S, rows)
-        q = max(len(self.quantiles or ()), 1)
-        return loss_and_grad(self.loss, np.zeros((len(y), y.shape[1] * q), y.dtype), y,
-                             self.quantiles)[0]
+        _, y = origin_batch(S, spread_sample(rows[S.ok[rows]], 4096))
+        return self.zero_output_loss(y)

@@ -16,6 +16,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from tsrnn import _warnings, parallel
 from tsrnn._config import DIVERGED_LOSS_FACTOR, DIVERGED_LOSS_FLOOR, keep_freed_memory
+from tsrnn.data.windows import spread_sample
 from tsrnn.kernels import cpu as _cpu
 from tsrnn.losses import loss_and_grad
 from tsrnn.network import RecurrentNet
@@ -211,9 +212,11 @@ class Trainer:
     def naive_loss(self, idx: np.ndarray) -> float:
         """The loss of a network that outputs zeros, i.e. of the naive forecast the
         network forecasts the change from, on (at most 4096 of) the windows ``idx``."""
-        if len(idx) > 4096:
-            idx = idx[np.round(np.linspace(0, len(idx) - 1, 4096)).astype(np.int64)]
-        _, y, _ = self.get_batch(np.asarray(idx))
+        _, y, _ = self.get_batch(spread_sample(np.asarray(idx), 4096))
+        return self.zero_output_loss(y)
+
+    def zero_output_loss(self, y: np.ndarray) -> float:
+        """The loss of zero outputs against targets ``y`` (rows, outputs)."""
         q = max(len(self.quantiles or ()), 1)
         zeros = np.zeros((len(y), y.shape[1] * q), dtype=y.dtype)
         return loss_and_grad(self.loss, zeros, y, self.quantiles)[0]

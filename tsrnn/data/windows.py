@@ -35,6 +35,13 @@ def window_starts(indptr, lookback, horizon, bad_rows=None,
     return np.concatenate(starts), np.concatenate(series)
 
 
+def spread_sample(a, n):
+    """At most ``n`` of the entries of ``a``, evenly spread (first and last kept)."""
+    if len(a) <= n:
+        return a
+    return a[np.round(np.linspace(0, len(a) - 1, n)).astype(np.int64)]
+
+
 def held_out_tail(n_per_group, fraction):
     """Boolean mask over windows numbered group after group: True for the last
     ``ceil(fraction * n)`` windows of each group of ``n`` (its held-out tail), or

@@ -28,7 +28,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import machine_line, write_table  # noqa: E402
+from _common import check_quiet, machine_line, write_table  # noqa: E402
 
 ELEC = r"""
 import json, resource, sys, time, warnings
@@ -111,7 +111,10 @@ def main(argv=None):
     ap.add_argument("--batches", type=int, default=200)
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--skip-synthetic", action="store_true")
+    ap.add_argument("--allow-noisy", action="store_true",
+                    help="run on a busy machine anyway (the table is marked NOISY)")
     args = ap.parse_args(argv)
+    noisy = check_quiet(allow_noisy=args.allow_noisy)
     seeds = [int(s) for s in args.seeds.split(",")]
     rows = []
     configs = [("windowed (default), lookback 168", 168, {}),
@@ -146,6 +149,9 @@ def main(argv=None):
                   f"training timed on its first {args.batches} batches (its whole epoch "
                   f"is {args.points - 168:,} windows of 168 steps), stateful on one whole "
                   "epoch (chunks of 168); the speed ratio is per training target.")
+    noisy = noisy or check_quiet(allow_noisy=True, after=True)
+    if noisy:
+        notes = noisy + "\n\n" + notes
     write_table("long_series.md", "Long series: stateful against windowed training",
                 header, rows, notes)
 

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import machine_line, write_table  # noqa: E402
+from _common import check_quiet, machine_line, write_table  # noqa: E402
 
 from tsrnn import TSRNNRegressor  # noqa: E402
 
@@ -101,7 +101,10 @@ def main(argv=None):
     ap.add_argument("--data", default=os.path.join(here, "..", "..", "shared", "data", "m3"))
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--groups", default=",".join(GROUPS))
+    ap.add_argument("--allow-noisy", action="store_true",
+                    help="run on a busy machine anyway (the table is marked NOISY)")
     args = ap.parse_args(argv)
+    noisy = check_quiet(allow_noisy=args.allow_noisy)
     if not os.path.exists(os.path.join(args.data, "m3_dev.csv.gz")):
         raise SystemExit(f"No M3 data in {args.data} (pass --data).")
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -145,6 +148,9 @@ def main(argv=None):
              "defaults + lookback (2h; Yearly 8), horizon h, season_length m, "
              f"random_state; seeds {seeds}; kernels cached. statsforecast models with "
              "season_length m, n_jobs=1.")
+    noisy = noisy or check_quiet(allow_noisy=True, after=True)
+    if noisy:
+        notes = noisy + "\n\n" + notes
     write_table("m3.md", "M3 development groups: tsrnn against statsforecast", header,
                 rows, notes)
 

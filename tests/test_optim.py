@@ -102,3 +102,37 @@ def test_gradient_norm_sum_of_squares(n):
         norm = clip_by_global_norm(grads, max_norm=0.5)
         assert norm == pytest.approx(np.sqrt(want), rel=1e-12)
         assert np.sqrt(np.sum(grads["w"].astype(np.float64) ** 2)) <= 0.5 * (1 + 1e-6)
+
+
+def test_weight_average_follows_its_closed_form_and_survives_a_state_dict():
+    rng = np.random.default_rng(1)
+    grads = [{"w": rng.standard_normal(4)} for _ in range(30)]
+    p = {"w": rng.standard_normal(4)}
+    opt = Adam(learning_rate=0.05)
+    opt.average_decay = 0.9
+    ref = None
+    for t, g in enumerate(grads[:20], start=1):
+        opt.step(p, g)
+        opt.update_average(p)
+        d = min(0.9, (1 + t) / (10 + t))  # fast at first, then the decay asked for
+        ref = p["w"].copy() if ref is None else d * ref + (1 - d) * p["w"]
+    np.testing.assert_allclose(opt.average["w"], ref, rtol=1e-12)
+    assert not np.allclose(ref, p["w"])  # an average, not the last weights
+    np.testing.assert_allclose(opt.averaged(p)["w"], ref)
+    copy = Adam(learning_rate=0.05)
+    copy.load_state_dict(opt.state_dict())
+    copy.average_decay = 0.9
+    q = {"w": p["w"].copy()}
+    for g in grads[20:]:
+        for o, w in ((opt, p), (copy, q)):
+            o.step(w, g)
+            o.update_average(w)
+    np.testing.assert_array_equal(copy.average["w"], opt.average["w"])
+
+
+def test_no_average_without_a_decay():
+    p = {"w": np.array([1.0])}
+    opt = SGD(learning_rate=0.1)
+    opt.step(p, {"w": np.array([1.0])})
+    opt.update_average(p)
+    assert opt.average == {} and "average/w" not in opt.state_dict()

@@ -196,3 +196,27 @@ def test_the_mlp_decoder_shares_its_weights_over_the_steps():
     out2 = net.forward(x, fut, training=False)[0].reshape(3, 2)
     np.testing.assert_array_equal(out2[[0, 2]], out[[0, 2]])
     assert np.any(out2[1] != out[1])
+
+
+def test_weight_averaging_keeps_the_average_and_none_keeps_the_raw_weights():
+    """The fitted weights are the optimizer's moving average of the best epoch (or
+    the raw weights with weight_averaging=None), and the validation curve is that
+    of the average."""
+    from tsrnn import TSRNNRegressor
+    from tsrnn.datasets import load_air_passengers
+
+    y = load_air_passengers()
+    kw = dict(lookback=12, horizon=3, max_epochs=6, random_state=0, patience=100)
+    avg = TSRNNRegressor(**kw).fit(y)
+    raw = TSRNNRegressor(weight_averaging=None, **kw).fit(y)
+    # the same raw steps: the training curves agree, the kept weights do not
+    np.testing.assert_allclose(avg.loss_curve_, raw.loss_curve_, rtol=1e-6)
+    assert not np.allclose(avg.validation_loss_curve_, raw.validation_loss_curve_)
+    assert "average/weight_ih_l0" not in raw.training_state_.optimizer
+    # without validation, the weights kept are the average after the last step
+    end = TSRNNRegressor(early_stopping=False, **kw).fit(y)
+    last = {k[len("average/"):]: v for k, v in end.training_state_.optimizer.items()
+            if k.startswith("average/")}
+    assert set(last) == set(end.net_.params)
+    for k, v in end.net_.params.items():
+        np.testing.assert_array_equal(v, last[k])

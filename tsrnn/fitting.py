@@ -146,7 +146,8 @@ def _train(est, plan: TrainingPlan, incremental: bool = False) -> None:
     est.net_.dropout = est.dropout
     kw = dict(batch_size=est.batch_size, learning_rate=est.learning_rate,
               optimizer=est.optimizer, weight_decay=est.weight_decay,
-              clip_norm=est.clip_norm, loss=est.loss, tbptt_steps=est.tbptt_steps,
+              clip_norm=est.clip_norm, weight_averaging=est.weight_averaging,
+              loss=est.loss, tbptt_steps=est.tbptt_steps,
               rng=rng, progress=_progress_factory(est.verbose),
               quantiles=est.route_.quantiles or None)
     if plan.streams is not None:

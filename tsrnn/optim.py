@@ -2,7 +2,9 @@
 
 Each keeps its state per parameter name, so ``state_dict``/``load_state_dict`` make
 checkpoints trivial. The update rules are PyTorch's (``torch.optim.SGD``, ``Adam``,
-``RMSprop``, with L2 ``weight_decay`` added to the gradient).
+``RMSprop``, with L2 ``weight_decay`` added to the gradient). Each also keeps, when
+asked (``average_decay``), an exponential moving average of the weights it updates
+(:meth:`_Optimizer.update_average`), which the training validates and keeps.
 """
 
 from __future__ import annotations
@@ -28,25 +30,56 @@ def _adam_update(p, g, m, v, b1, b2, step_size, c2, eps, wd):
         p[i] -= step_size * mi / (np.sqrt(vi / c2) + eps)
 
 
+@njit(**JIT_OPTIONS)
+def _average_update(a, p, decay):
+    for i in range(p.size):
+        a[i] = decay * a[i] + (1.0 - decay) * p[i]
+
+
 class _Optimizer:
+    #: The slot of the weights' moving average (beside each optimizer's own).
+    AVERAGE = "average"
+
     def __init__(self, learning_rate: float, weight_decay: float = 0.0):
         self.learning_rate = float(learning_rate)
         self.weight_decay = float(weight_decay)
         self.t = 0
+        self.average_decay: float | None = None
+        self.average: dict[str, np.ndarray] = {}
 
     def _grad(self, p, g):
         return g + self.weight_decay * p if self.weight_decay else g
 
+    def update_average(self, params: dict) -> None:
+        """Move the average of the weights towards ``params`` (after a step). The
+        decay is ``min(average_decay, (1 + t) / (10 + t))`` at step ``t``, so that
+        the first steps' weights, far from trained, fade fast: the average of a
+        short training is not stuck near the initial weights."""
+        if self.average_decay is None:
+            return
+        decay = min(self.average_decay, (1.0 + self.t) / (10.0 + self.t))
+        for k, p in params.items():
+            a = self.average.get(k)
+            if a is None or a.shape != p.shape:
+                self.average[k] = np.array(p, order="C")
+                continue
+            _average_update(a.reshape(-1), np.ascontiguousarray(p).reshape(-1), decay)
+
+    def averaged(self, params: dict) -> dict:
+        """Copies of the averaged weights (of ``params`` where none is averaged)."""
+        return {k: (self.average[k] if k in self.average else p).copy()
+                for k, p in params.items()}
+
     def state_dict(self) -> dict:
         state = {"t": self.t}
-        for name in self._slots:
+        for name in (*self._slots, self.AVERAGE):
             for k, v in getattr(self, name).items():
                 state[f"{name}/{k}"] = v.copy()
         return state
 
     def load_state_dict(self, state: dict) -> None:
         self.t = int(state["t"])
-        for name in self._slots:
+        for name in (*self._slots, self.AVERAGE):
             slot = {}
             for k, v in state.items():
                 if k.startswith(name + "/"):

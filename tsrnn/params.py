@@ -27,6 +27,7 @@ PARAMETER_CONSTRAINTS = {
     "optimizer": [StrOptions({"adam", "sgd", "rmsprop"})],
     "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
     "clip_norm": [Interval(numbers.Real, 0, None, closed="neither"), None],
+    "weight_averaging": [Interval(numbers.Real, 0, 1, closed="neither"), None],
     "loss": [StrOptions({"mse", "mae", "huber"})],
     "quantiles": ["array-like", None],
     "baseline": [StrOptions({"auto", "last", "seasonal"})],

@@ -392,7 +392,7 @@ def validate_state(meta, arrays, params):
     for k, a in arrays.items():  # optimizer slots: one per weight, its shape
         if k.startswith("opt/"):
             slot, _, name = k[4:].partition("/")
-            _need(slot in ("m", "v", "velocity", "sq") and f"net/{name}" in expected,
+            _need(slot in ("m", "v", "velocity", "sq", "average") and f"net/{name}" in expected,
                   f"unexpected optimizer array {k!r}")
             _array(arrays, k, arrays[f"net/{name}"].shape, kinds=dtype.kind, finite=False)
             _need(a.dtype == dtype, f"optimizer array {k!r} has dtype {a.dtype}")

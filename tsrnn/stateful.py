@@ -229,18 +229,11 @@ class StreamTrainer(Trainer):
             count += n
         return total / count if count else np.inf
 
-    def check_not_diverged(self, idx, h):
-        """As :meth:`Trainer.check_not_diverged`, on the origins the kept weights'
-        loss was measured on (validation origins of series, or training origins of
-        streams)."""
-        self._naive_on_validation = bool(h["val_loss"])
-        super().check_not_diverged(idx, h)
-
-    def naive_loss(self, idx):
+    def naive_loss(self, idx, validation=False):
         """The loss of zero outputs (the last-value forecast) on (at most 4096 of) the
-        origins of the series ``idx`` (validation) or streams ``idx`` (training)."""
+        origins of the series ``idx`` (``validation``) or streams ``idx`` (training)."""
         S = self.streams
-        if self._naive_on_validation:
+        if validation:
             rows = np.concatenate([np.arange(S.val_from[i], S.val_to[i]) for i in idx])
         else:
             rows = np.concatenate([

@@ -2,8 +2,9 @@
 
 Readable Python over compiled kernels: shuffled batches gathered by index, the
 step's loss and gradients (:meth:`tsrnn.network.RecurrentNet.train_step`),
-global-norm clipping, an optimizer step, early stopping that restores the best
-weights, and Ctrl-C that leaves the best weights so far.
+global-norm clipping, an optimizer step, a moving average of the weights (what
+validates and is kept), early stopping that restores the best weights, and Ctrl-C
+that leaves the best weights so far.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ class Trainer:
 
     def __init__(self, net: RecurrentNet, get_batch, *, batch_size, learning_rate,
                  optimizer, weight_decay, clip_norm, loss, tbptt_steps, rng,
-                 progress=None, quantiles=None):
+                 progress=None, quantiles=None, weight_averaging=None):
         self.net = net
         self.get_batch = get_batch
         self.batch_size = batch_size
@@ -83,6 +84,7 @@ class Trainer:
         self.tbptt_steps = tbptt_steps
         self.rng = rng
         self.opt = make_optimizer(optimizer, learning_rate, weight_decay)
+        self.opt.average_decay = weight_averaging
         self.progress = progress
 
     def train_epoch(self, idx: np.ndarray, epoch: int) -> float:
@@ -117,6 +119,14 @@ class Trainer:
                 "weights."
             )
         self.opt.step(self.net.params, grads)
+        self.opt.update_average(self.net.params)
+
+    def averaged_weights(self) -> dict:
+        """The weights that validate and are kept: copies of the moving average
+        (without ``weight_averaging``, of the weights themselves)."""
+        if self.opt.average_decay is None:
+            return {k: v.copy() for k, v in self.net.params.items()}
+        return self.opt.averaged(self.net.params)
 
     def evaluate(self, idx: np.ndarray) -> float:
         total, count = 0.0, 0
@@ -167,8 +177,14 @@ class Trainer:
                         raise
                     h["loss"].append(loss)
                     monitored = loss
+                    kept = self.averaged_weights()
                     if len(val_idx):
-                        monitored = self.evaluate(val_idx)
+                        live = self.net.params.copy()
+                        self.net.params.update(kept)
+                        try:
+                            monitored = self.evaluate(val_idx)
+                        finally:
+                            self.net.params.update(live)
                         h["val_loss"].append(monitored)
                     if bar is not None:
                         bar.update(1)
@@ -177,7 +193,7 @@ class Trainer:
                     threshold = best - tol * abs(best) if np.isfinite(best) else best
                     if monitored < threshold:
                         h["best"], h["best_epoch"] = monitored, epoch
-                        best_params = {k: v.copy() for k, v in self.net.params.items()}
+                        best_params = kept
                         h["stale"] = 0
                     else:
                         h["stale"] += 1
@@ -199,6 +215,8 @@ class Trainer:
                 bar.close()
         if len(val_idx):
             self.net.params.update(best_params)
+        elif self.opt.average_decay is not None and self.opt.average:
+            self.net.params.update(self.averaged_weights())
         if warn and not stopped:
             _warnings.warn(
                 f"Reached max_epochs={max_epochs} before early stopping; the model may "
@@ -206,12 +224,13 @@ class Trainer:
                 ConvergenceWarning,
             )
         h["stopped"] = stopped
-        self.check_not_diverged(val_idx if len(val_idx) else train_idx, h)
+        self.check_not_diverged(val_idx, train_idx, h)
         return h
 
-    def naive_loss(self, idx: np.ndarray) -> float:
+    def naive_loss(self, idx: np.ndarray, validation: bool = False) -> float:
         """The loss of a network that outputs zeros, i.e. of the naive forecast the
-        network forecasts the change from, on (at most 4096 of) the windows ``idx``."""
+        network forecasts the change from, on (at most 4096 of) the windows ``idx``
+        (training or ``validation`` ones: windows are numbered alike)."""
         _, y, _ = self.get_batch(spread_sample(np.asarray(idx), 4096))
         return self.zero_output_loss(y)
 
@@ -221,20 +240,24 @@ class Trainer:
         zeros = np.zeros((len(y), y.shape[1] * q), dtype=y.dtype)
         return loss_and_grad(self.loss, zeros, y, self.quantiles)[0]
 
-    def check_not_diverged(self, idx: np.ndarray, h: dict) -> None:
-        """A FloatingPointError when the kept weights' loss (the best validation
-        loss, or the last training loss without validation) is more than
-        ``DIVERGED_LOSS_FACTOR`` times the naive forecast's: a run that diverged
-        would otherwise give finite but absurd forecasts."""
-        final = h["best"] if h["val_loss"] else (h["loss"][-1] if h["loss"] else None)
-        if final is None or not len(idx):
-            return
-        naive = self.naive_loss(idx)
+    def check_not_diverged(self, val_idx: np.ndarray, train_idx: np.ndarray,
+                           h: dict) -> None:
+        """A FloatingPointError when the kept weights' validation loss, or the last
+        epoch's training loss, is more than ``DIVERGED_LOSS_FACTOR`` times the naive
+        forecast's on the same windows: a run that diverged would otherwise give
+        finite but absurd forecasts (or, with weight averaging, an average of
+        diverged weights that happens to validate passably)."""
+        if h["val_loss"] and len(val_idx):
+            self._refuse_if_far(h["best"], self.naive_loss(val_idx, validation=True),
+                                "validation loss of the kept weights")
+        if h["loss"] and len(train_idx):
+            self._refuse_if_far(h["loss"][-1], self.naive_loss(train_idx),
+                                "training loss of the last epoch")
+
+    def _refuse_if_far(self, final: float, naive: float, what: str) -> None:
         if final > DIVERGED_LOSS_FACTOR * max(naive, DIVERGED_LOSS_FLOOR):
-            which = "validation" if h["val_loss"] else "training"
             raise FloatingPointError(
-                f"Training diverged: the {which} loss of the kept weights, {final:.4g}, "
-                f"is {final / max(naive, 1e-300):.3g} times that of the naive forecast "
+                f"Training diverged: the {what}, {final:.4g}, is "
+                f"{final / max(naive, 1e-300):.3g} times that of the naive forecast "
                 f"({naive:.4g}). Lower learning_rate (now {self.opt.learning_rate:g}) "
                 "or set clip_norm.")
-

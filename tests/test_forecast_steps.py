@@ -50,7 +50,8 @@ def test_a_direct_model_refuses_steps_past_its_horizon():
 
 def test_a_recursive_model_forecasts_twice_its_horizon_as_one_step_by_hand():
     data = _long(2)
-    m = fit(data, lookback=12, horizon=3, strategy="recursive")
+    # combine=None: the network's recursion (a combination is applied after it)
+    m = fit(data, lookback=12, horizon=3, strategy="recursive", combine=None)
     far = m.predict(steps=range(1, 7))
     history = data.copy()
     by_hand = []
@@ -87,7 +88,9 @@ def test_future_rows_only_for_the_steps_the_decoder_reads():
 
 def test_in_sample_forecasts_equal_predict_on_the_truncated_history():
     data = _long(3)
-    m = fit(data, lookback=12, horizon=4)
+    # the network alone: in-sample forecasts do not refit a smoothing partner at
+    # every origin (test_smoothing.py checks what they do with one)
+    m = fit(data, lookback=12, horizon=4, combine=None)
     ins = m.predict_insample(data, step_size=7, level=[80])
     cutoffs = sorted(ins["cutoff"].unique())
     assert ins.groupby("cutoff").size().eq(3 * 4).all()  # every series, every step
@@ -122,8 +125,10 @@ def test_grid_search_scores_are_the_rolling_forecasts_mase_by_hand():
     y = load_air_passengers()
     data = pd.DataFrame({"unique_id": "air", "ds": y.index, "y": y.to_numpy()})
     cv = TimeSeriesSplit(n_splits=2, test_size=20)
+    # the network alone: score() runs a smoothing partner along the fold without
+    # refitting it at each origin (test_smoothing.py checks that)
     est = TSRNNRegressor(lookback=12, horizon=6, hidden_size=8, max_epochs=5,
-                         random_state=0)
+                         random_state=0, combine=None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         search = GridSearchCV(est, {"cell": ["gru"]}, cv=cv).fit(data)

@@ -107,7 +107,8 @@ def test_conformal_intervals_follow_the_window_swing_with_window_scaling(window_
     wider last window moves by about a quarter)."""
     y = _noisy(600)
     m = TSRNNRegressor(lookback=48, horizon=12, hidden_size=16, max_epochs=20,
-                       window_scaling=window_scaling, random_state=0).fit(y)
+                       window_scaling=window_scaling, random_state=0,
+                       combine=None).fit(y)  # the network's scaling is tested
     c = y.iloc[-48:].mean()
     wide = y.copy()
     wide.iloc[-48:] = c + 3 * (y.iloc[-48:] - c)

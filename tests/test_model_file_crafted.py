@@ -184,6 +184,16 @@ CASES = {
         "y_scale", lambda a: a[:1].copy()))),
     "arrays mode with a pandas head": ("arrays", dict(edit_meta=_set(
         ["state", "mode"], "pandas"))),
+    "smoothing damping above 1": ("series", dict(edit_arrays=_replace(
+        "smooth/params", lambda a: a + [0, 0, 5, 0, 0]))),
+    "smoothing factor zero where it divides": ("series", dict(edit_arrays=_replace(
+        "smooth/factors", lambda a: a * 0))),
+    "smoothing season 10**9": ("series", dict(edit_meta=_set(
+        ["state", "smoothing_season"], 10**9))),
+    "smoothing state of another series count": ("series", dict(edit_arrays=_replace(
+        "smooth/state", lambda a: np.concatenate([a, a])))),
+    "smoothing weight 7": ("series", dict(edit_meta=_set(
+        ["state", "combine_weight"], 7))),
 }
 
 LOADER = """

@@ -128,3 +128,8 @@ def keep_freed_memory() -> None:
     except (OSError, AttributeError):  # not glibc (musl, ...): nothing to tune
         pass
 
+
+#: The smoothing partner's share of a combined forecast (``combine``): the plain
+#: mean, the combination the forecasting literature finds hard to beat with
+#: estimated weights.
+COMBINE_WEIGHT = 0.5

@@ -160,8 +160,10 @@ def _forecast_block(model, panel, windows, n_drop, levels):
     window = np.tile(np.asarray(windows, np.int64), panel.n_series)
     first = (panel.indptr[series] + lengths[series]
              - np.asarray(n_drop, np.int64)[window])  # each window's first forecast row
-    blocks = route.window_forecasts(model.net_, values, params, first - route.lookback,
-                                    series, levels)
+    starts = first - route.lookback
+    smooth = route.history_smoothing(panel, starts, mode="fitted")
+    blocks = route.window_forecasts(model.net_, values, params, starts, series, levels,
+                                    smooth=smooth)
     return pd.concat([window_frame(panel, s + route.lookback, w, outs,
                                    extra={"window": window[lo : lo + len(s)]})
                       for lo, (s, w, outs) in _offsets(blocks)], ignore_index=True)

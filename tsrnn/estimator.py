@@ -110,6 +110,16 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         in those units, so that a forecast follows the level and swings of the
         recent window rather than the history's. Series that revert to a level the
         window no longer shows forecast better with False. Pandas input only.
+    combine : {"auto", "smoothing"} or None, default="auto"
+        Average the network's forecast with a per-series exponential smoothing
+        forecast (:mod:`tsrnn.smoothing`: simple, damped-trend or drift smoothing,
+        chosen per series by AICc, after a seasonal adjustment where the series has
+        a season of ``season_length``). The smoothing knows each series' own level
+        and trend; the network what the series share. "smoothing": always; "auto":
+        when the mean of the two has the smaller error on the held-out windows
+        (without early stopping: always); None: the network alone. Quantiles and
+        intervals move with the point forecast, and the conformal scores are the
+        combined forecast's. Pandas input only.
     head : {"mlp", "linear"}, default="mlp"
         What turns the final state into the forecast. "mlp": a small decoder shared
         by the forecast steps (a context of 8 values per step from the final state,
@@ -213,7 +223,8 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
                  batch_size=32, max_epochs=200, learning_rate=3e-3, optimizer="adam",
                  weight_decay=0.0, clip_norm=1.0, weight_averaging=0.99, loss="mae",
                  quantiles=None,
-                 baseline="auto", window_scaling=True, season_length=None, head="mlp",
+                 baseline="auto", window_scaling=True, combine="auto",
+                 season_length=None, head="mlp",
                  calendar="auto", early_stopping=True,
                  validation_fraction=0.1, patience=20, scaler="standard", missing="raise",
                  freq=None, checkpoint_path=None, checkpoint_every=1, random_state=None,
@@ -239,6 +250,7 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         self.quantiles = quantiles
         self.baseline = baseline
         self.window_scaling = window_scaling
+        self.combine = combine
         self.season_length = season_length
         self.head = head
         self.calendar = calendar

@@ -33,6 +33,7 @@ PARAMETER_CONSTRAINTS = {
     "baseline": [StrOptions({"auto", "last", "seasonal"})],
     "calendar": [StrOptions({"auto"}), None, list, tuple],
     "window_scaling": ["boolean"],
+    "combine": [StrOptions({"auto", "smoothing"}), None],
     "head": [StrOptions({"linear", "mlp"})],
     "season_length": [Interval(numbers.Integral, 1, None, closed="left"), None],
     "early_stopping": ["boolean"],

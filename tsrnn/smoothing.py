@@ -1,11 +1,18 @@
-"""Per-series exponential smoothing, compiled: simple, Holt and damped-trend
-models (additive errors) fitted by least squares, the choice among them by AICc,
-and a classical multiplicative (or additive) seasonal adjustment when a series'
-autocorrelation at its season says it has one.
+"""Per-series exponential smoothing, compiled: the statistical partner of the
+global network (``combine`` in :class:`tsrnn.TSRNNRegressor`). It knows the level
+and trend of one short series from that series alone, where the network knows
+what many series share; their mean forecasts better than either (the ablation:
+``docs/user_guide.md``).
 
-This is the statistical partner of the global network (``combine`` in
-:class:`tsrnn.TSRNNRegressor`): it knows the level and trend of one short series
-from that series alone, where the network knows what many series share.
+Each series (and target column) gets the model with the smallest AICc among
+simple exponential smoothing, a damped trend and simple smoothing with drift (the
+model behind the Theta method), each with additive or, for positive series,
+relative errors, fitted by maximum likelihood (Nelder-Mead over squashed
+parameters). Holt's undamped trend is left out: its local slope, extrapolated
+without bound, forecasts worse than either neighbour on short series. A series
+whose autocorrelation at its season is significant (90%) is seasonally adjusted
+first by classical decomposition (multiplicative for positive series) and
+re-seasonalised after.
 """
 
 from __future__ import annotations
@@ -13,21 +20,23 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from tsrnn._config import JIT_OPTIONS
+
 # Models: 0 simple (level), 1 Holt (level + trend), 2 damped trend, 3 simple with
 # drift (a constant trend: the model of the Theta method).
 SIMPLE, HOLT, DAMPED, DRIFT = 0, 1, 2, 3
 N_PARAMS = (2, 4, 5, 3)  # alpha, l0 | + beta, b0 | + phi ; drift: alpha, l0, b0
 PHI_RANGE = (0.8, 0.98)
 NM_ITERS = 400
-MODELS = (SIMPLE, HOLT, DAMPED, DRIFT)
+MODELS = (SIMPLE, DAMPED, DRIFT)
 
 
-@njit(cache=True)
+@njit(**JIT_OPTIONS)
 def _squash(u, lo, hi):
     return lo + (hi - lo) / (1.0 + np.exp(-u))
 
 
-@njit(cache=True)
+@njit(**JIT_OPTIONS)
 def _unpack(model, u, scale):
     alpha = _squash(u[0], 1e-4, 0.9999)
     l0 = u[1] * scale
@@ -42,7 +51,7 @@ def _unpack(model, u, scale):
     return alpha, beta, phi, l0, b0
 
 
-@njit(cache=True)
+@njit(**JIT_OPTIONS)
 def _run(y, alpha, beta, phi, l0, b0, relative):
     """-2 log-likelihood (up to a constant) of the one-step errors, additive or
     ``relative`` (multiplicative: errors in proportion to the fit), and the final
@@ -65,14 +74,14 @@ def _run(y, alpha, beta, phi, l0, b0, relative):
     return n * np.log(max(sse, 1e-300)) + 2.0 * logs, lev, tr
 
 
-@njit(cache=True)
+@njit(**JIT_OPTIONS)
 def _objective(model, u, y, scale, relative):
     alpha, beta, phi, l0, b0 = _unpack(model, u, scale)
     lik, _, _ = _run(y, alpha, beta, phi, l0, b0, relative)
     return lik
 
 
-@njit(cache=True)
+@njit(**JIT_OPTIONS)
 def _nelder_mead(model, x0, y, scale, iters, relative):
     d = x0.shape[0]
     pts = np.empty((d + 1, d))
@@ -116,16 +125,13 @@ def _nelder_mead(model, x0, y, scale, iters, relative):
     return pts[best], vals[best]
 
 
-@njit(cache=True)
-def fit_forecast(y, model, steps, relative=False):
-    """Fit ``model`` to ``y`` (finite, float64) by maximum likelihood, with
-    additive or ``relative`` errors; returns the forecasts for 1..steps and the
-    AICc."""
+@njit(**JIT_OPTIONS)
+def _fit(y, model, relative):
+    """(alpha, beta, phi, l0, b0) of ``model`` fitted to ``y``, and its AICc."""
     n = y.shape[0]
     scale = np.mean(np.abs(y)) + 1e-12
     k = N_PARAMS[model]
     x0 = np.zeros(k)
-    x0[0] = 0.0  # alpha 0.5
     x0[1] = y[0] / scale
     slope = (y[n - 1] - y[0]) / (n - 1) / scale if n > 1 else 0.0
     if model == DRIFT:
@@ -133,47 +139,66 @@ def fit_forecast(y, model, steps, relative=False):
     elif model >= 1:
         x0[2] = -1.0
         x0[3] = slope
-    if model == 2:
+    if model == DAMPED:
         x0[4] = 1.0
     u, lik = _nelder_mead(model, x0, y, scale, NM_ITERS, relative)
-    alpha, beta, phi, l0, b0 = _unpack(model, u, scale)
-    _, lev, tr = _run(y, alpha, beta, phi, l0, b0, relative)
-    out = np.empty(steps)
-    damp = 0.0
-    pw = 1.0
+    kk = k + 1  # and the errors' variance
+    aicc = lik + 2.0 * kk + 2.0 * kk * (kk + 1) / max(n - kk - 1, 1)
+    return _unpack(model, u, scale), aicc
+
+
+@njit(**JIT_OPTIONS)
+def select(y):
+    """The parameters (alpha, beta, phi, l0, b0) of the model with the smallest
+    AICc for ``y`` (finite, float64; trend models from 8 values on). A series of
+    one value gets the naive forecast (alpha 1)."""
+    n = y.shape[0]
+    best = (1.0, 0.0, 1.0, y[0], 0.0)
+    if n < 2:
+        return best
+    best_ic = np.inf
+    positive = np.all(y > 0)
+    for model in MODELS:
+        if model != SIMPLE and n < 8:
+            break
+        for relative in (False, True):
+            if relative and not positive:
+                continue
+            p, ic = _fit(y, model, relative)
+            if ic < best_ic:
+                best, best_ic = p, ic
+    return best
+
+
+@njit(**JIT_OPTIONS)
+def states(y, alpha, beta, phi, l0, b0):
+    """(n + 1, 2) level and trend before each value of ``y`` and after the last:
+    row t is what a forecast made after ``t`` values starts from."""
+    out = np.empty((y.shape[0] + 1, 2))
+    lev, tr = l0, b0
+    out[0, 0], out[0, 1] = lev, tr
+    for t in range(y.shape[0]):
+        fit = lev + phi * tr
+        e = y[t] - fit
+        lev = fit + alpha * e
+        tr = phi * tr + beta * e
+        out[t + 1, 0], out[t + 1, 1] = lev, tr
+    return out
+
+
+@njit(**JIT_OPTIONS)
+def _ahead(lev, tr, phi, steps, out):
+    damp, pw = 0.0, 1.0
     for h in range(steps):
         pw *= phi
         damp += pw
         out[h] = lev + damp * tr
-    kk = k + 1
-    aic = lik + 2.0 * kk
-    aicc = aic + 2.0 * kk * (kk + 1) / max(n - kk - 1, 1)
-    return out, aicc
 
 
-@njit(cache=True)
-def auto_forecast(y, steps):
-    """The AICc's choice among the simple, Holt and damped models (the simple one
-    alone for series too short for a trend)."""
-    best, best_ic = fit_forecast(y, SIMPLE, steps, False)
-    positive = np.all(y > 0)
-    for model in MODELS:
-        if model != SIMPLE and y.shape[0] < 8:
-            break
-        for relative in (False, True):
-            if (model == SIMPLE and not relative) or (relative and not positive):
-                continue
-            f, ic = fit_forecast(y, model, steps, relative)
-            if ic < best_ic:
-                best, best_ic = f, ic
-    return best
-
-
-def seasonal_indices(y: np.ndarray, m: int):
-    """Seasonal factors of ``y`` (length m, aligned so that index 0 is the season
-    of ``y[0]``) and whether they are multiplicative; None when ``y`` shows no
-    season at the 90% level (autocorrelation at lag m against its standard error)
-    or is too short to tell."""
+def seasonal_factors(y: np.ndarray, m: int):
+    """Seasonal factors of ``y`` (length m, index 0 the season of ``y[0]``) and
+    whether they multiply; None when ``y`` shows no season at the 90% level
+    (autocorrelation at lag m against its standard error) or is shorter than 3m."""
     n = len(y)
     if m <= 1 or n < 3 * m:
         return None
@@ -186,36 +211,118 @@ def seasonal_indices(y: np.ndarray, m: int):
     if abs(acf[-1]) <= limit:
         return None
     mult = bool(np.all(y > 0))
-    # centred moving average of length m (2 x m for even m)
-    if m % 2:
-        trend = np.convolve(y, np.ones(m) / m, mode="valid")
-        off = m // 2
-    else:
-        w = np.r_[0.5, np.ones(m - 1), 0.5] / m
-        trend = np.convolve(y, w, mode="valid")
-        off = m // 2
+    # centred moving average over one season (2 x m for an even m)
+    w = np.ones(m) / m if m % 2 else np.r_[0.5, np.ones(m - 1), 0.5] / m
+    trend = np.convolve(y, w, mode="valid")
+    off = m // 2
     core = y[off : off + len(trend)]
     ratio = core / trend if mult else core - trend
     idx = np.empty(m)
     for s in range(m):
         idx[(s + off) % m] = np.mean(ratio[s::m])
-    if mult:
-        idx /= idx.mean()
-    else:
-        idx -= idx.mean()
-    return idx, mult
+    return (idx / idx.mean(), True) if mult else (idx - idx.mean(), False)
 
 
-def forecast_series(y: np.ndarray, steps: int, season: int = 1) -> np.ndarray:
-    """Forecasts for 1..steps of one series ``y``: seasonally adjusted when it has
-    a season, the AICc's choice of exponential smoothing, re-seasonalised."""
-    y = np.asarray(y, dtype=np.float64)
-    s = seasonal_indices(y, season)
-    if s is None:
-        return auto_forecast(y, steps)
-    idx, mult = s
-    pos = np.arange(len(y)) % season
-    adj = y / idx[pos] if mult else y - idx[pos]
-    f = auto_forecast(adj, steps)
-    fpos = np.arange(len(y), len(y) + steps) % season
-    return f * idx[fpos] if mult else f + idx[fpos]
+class Smoothing:
+    """Fitted smoothing models of packed series, one per series and target.
+
+    Attributes (n series, t targets): ``params`` (n, t, 5) alpha, beta, phi and the
+    initial level and trend; ``factors`` (n, t, m) seasonal factors (1, or 0 when
+    additive, where a series has no season); ``multiply`` (n, t) whether they
+    multiply; ``state`` (n, t, 2) level and trend after the fitted history;
+    ``length`` (n,) rows fitted (the season of the next step is ``length % m``).
+    """
+
+    ARRAYS = ("params", "factors", "multiply", "state", "length")
+
+    def __init__(self, season, params, factors, multiply, state, length):
+        self.season = int(season)
+        self.params, self.factors = params, factors
+        self.multiply, self.state, self.length = multiply, state, length
+
+    @classmethod
+    def fit(cls, blocks, n_targets: int, season: int) -> "Smoothing":
+        """Fit each series of ``blocks`` (a list of (rows, channels) arrays in
+        original units; the first ``n_targets`` columns are modelled) from its last
+        stretch of finite values."""
+        m = max(int(season), 1)
+        n = len(blocks)
+        params = np.zeros((n, n_targets, 5))
+        factors = np.ones((n, n_targets, m))
+        multiply = np.ones((n, n_targets), bool)
+        state = np.zeros((n, n_targets, 2))
+        length = np.zeros(n, np.int64)
+        for i, block in enumerate(blocks):
+            length[i] = len(block)
+            for j in range(n_targets):
+                y = np.asarray(block[:, j], np.float64)
+                finite = np.flatnonzero(np.isfinite(y))
+                if finite.size == 0:
+                    raise ValueError("a series has no finite value to smooth.")
+                y = y[: finite[-1] + 1]  # missing values at the end: not yet known
+                bad = np.flatnonzero(~np.isfinite(y))
+                first = bad[-1] + 1 if bad.size else 0
+                y = y[first:]
+                s = seasonal_factors(y, m)
+                if s is not None:
+                    f, mult = s
+                    factors[i, j] = np.roll(f, first % m)  # index 0: the block's start
+                    multiply[i, j] = mult
+                    adj = _adjust(y, factors[i, j], mult, first)
+                else:
+                    adj = y
+                p = select(adj)
+                params[i, j] = p
+                state[i, j] = states(adj, *p)[-1]
+        return cls(m, params, factors, multiply, state, length)
+
+    def forecast(self, steps: int) -> np.ndarray:
+        """(n, steps, targets) forecasts after each fitted history."""
+        n, nt = self.state.shape[:2]
+        out = np.empty((n, steps, nt))
+        for i in range(n):
+            for j in range(nt):
+                _ahead(self.state[i, j, 0], self.state[i, j, 1], self.params[i, j, 2],
+                       steps, out[i, :, j])
+                out[i, :, j] = _reseason(out[i, :, j], self.factors[i, j],
+                                         self.multiply[i, j], self.length[i])
+        return out
+
+    def along(self, i: int, y: np.ndarray, origins: np.ndarray, steps: int,
+              continued: bool = False) -> np.ndarray:
+        """(len(origins), steps, targets) forecasts of series ``i`` from after
+        ``origins[k]`` rows of ``y`` (rows, >= targets columns; original units),
+        running its fitted model along ``y`` without refitting: ``y`` is the fitted
+        history itself (from its first row), or with ``continued`` what follows
+        it. Origins with no row before them (or a missing value) give NaN."""
+        nt = self.state.shape[1]
+        out = np.full((len(origins), steps, nt), np.nan)
+        phase0 = self.length[i] if continued else 0
+        for j in range(nt):
+            p, f, mult = self.params[i, j], self.factors[i, j], self.multiply[i, j]
+            v = np.asarray(y[:, j], np.float64)
+            adj = _adjust(v, f, mult, phase0)
+            if continued:
+                lev, tr = self.state[i, j]
+                st = states(np.nan_to_num(adj), p[0], p[1], p[2], lev, tr)
+            else:
+                st = states(np.nan_to_num(adj), *p)
+            ok = np.concatenate([[continued], np.isfinite(adj)])  # a value before
+            cum_bad = np.concatenate([[0], np.cumsum(~np.isfinite(adj))])
+            for k, t in enumerate(origins):
+                if t < 0 or t > len(v) or not ok[t] or cum_bad[t] > 0:
+                    continue
+                row = out[k, :, j]
+                _ahead(st[t, 0], st[t, 1], p[2], steps, row)
+                row[:] = _reseason(row, f, mult, phase0 + t)
+        return out
+
+
+def _adjust(y, factors, mult, phase):
+    pos = (phase + np.arange(len(y))) % len(factors)
+    return y / factors[pos] if mult else y - factors[pos]
+
+
+def _reseason(f, factors, mult, phase):
+    pos = (phase + np.arange(len(f))) % len(factors)
+    return f * factors[pos] if mult else f + factors[pos]

@@ -53,6 +53,7 @@ from tsrnn._config import MAX_LAYERS
 from tsrnn.data.codec import object_array, plain, unplain
 from tsrnn.model_file import ModelFileError, read_model_file
 from tsrnn.network import RecurrentNet
+from tsrnn.smoothing import Smoothing
 from tsrnn.routes import ArrayRoute, PanelRoute
 
 
@@ -182,6 +183,11 @@ def export_state(est):
             arrays["conformal_scores"] = route.conformal_scores
             state["conformal_per_window"] = bool(route.conformal_per_window)
         arrays["mase_scale"] = route.mase_scale
+        if route.smoothing is not None:
+            state["combine_weight"] = float(route.combine_weight)
+            state["smoothing_season"] = int(route.smoothing.season)
+            for k in Smoothing.ARRAYS:
+                arrays[f"smooth/{k}"] = getattr(route.smoothing, k)
         arrays["scaler_loc"] = np.stack([route.scaler_params[u][0] for u in route.ids])
         arrays["scaler_scale"] = np.stack([route.scaler_params[u][1] for u in route.ids])
         arrays["tail_values"] = np.stack([v for v, _ in route.tails])
@@ -248,6 +254,11 @@ def import_state(meta, arrays, params):
     route.future_exog = [unplain(c) for c in state["future_exog"]]
     route.fut_cols = arrays["fut_cols"]
     route.conformal_scores = arrays.get("conformal_scores")
+    route.combine = params.get("combine")
+    if "smooth/params" in arrays:
+        route.smoothing = Smoothing(int(state["smoothing_season"]),
+                                    *(arrays[f"smooth/{k}"] for k in Smoothing.ARRAYS))
+        route.combine_weight = float(state["combine_weight"])
     if "mase_scale" in arrays:  # files before score() on pandas data lack it
         route.mase_scale = arrays["mase_scale"]
     else:
@@ -438,6 +449,8 @@ def _validate_panel(state, arrays, params, n_in, Q):
     if "mase_scale" in arrays:
         m = _array(arrays, "mase_scale", (n, nt))
         _need((m > 0).all(), "array 'mase_scale' must be positive")
+    if "smooth/params" in arrays:
+        _validate_smoothing(state, arrays, n, nt)
     if "conformal_scores" in arrays:
         s = _array(arrays, "conformal_scores", (arrays["conformal_scores"].shape[0],
                                                 horizon, nt))
@@ -449,6 +462,25 @@ def _validate_panel(state, arrays, params, n_in, Q):
     _need(n_in == C + 2 * len(cal), f"the network takes {n_in} inputs; the data has "
           f"{C} channels and {2 * len(cal)} calendar columns")
     return C, nt, steps, steps * (len(future) + 2 * len(cal)), steps * nt * Q
+
+
+def _validate_smoothing(state, arrays, n, nt):
+    """The smoothing partner's state: parameters in their ranges, seasonal factors
+    that divide safely, rows fitted per series."""
+    w = state.get("combine_weight")
+    _need(isinstance(w, (int, float)) and 0 <= w <= 1,
+          "state.combine_weight must be a number in [0, 1]")
+    m = _int(state.get("smoothing_season"), "state.smoothing_season", 1, 100_000)
+    p = _array(arrays, "smooth/params", (n, nt, 5))
+    alpha, beta, phi = p[..., 0], p[..., 1], p[..., 2]
+    _need(((alpha > 0) & (alpha <= 1) & (beta >= 0) & (beta <= alpha) & (phi > 0)
+           & (phi <= 1)).all(), "smoothing parameters out of range")
+    f = _array(arrays, "smooth/factors", (n, nt, m))
+    mult = _array(arrays, "smooth/multiply", (n, nt), kinds="b", finite=False)
+    _need((f[mult] > 0).all(), "multiplicative seasonal factors must be positive")
+    _array(arrays, "smooth/state", (n, nt, 2))
+    length = _array(arrays, "smooth/length", (n,), kinds="i", finite=False)
+    _need((length >= 0).all(), "array 'smooth/length' must be >= 0")
 
 
 def _validate_training(state):

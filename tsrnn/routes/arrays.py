@@ -42,7 +42,7 @@ def check_X_array(est, X, reset):
 #: Parameters of the pandas route only, with their defaults.
 PANDAS_ONLY = {"lookback": 24, "horizon": 1, "strategy": "direct", "baseline": "auto",
                "window_scaling": True, "season_length": None, "calendar": "auto",
-               "missing": "raise", "freq": None, "stateful": False}
+               "missing": "raise", "freq": None, "stateful": False, "combine": "auto"}
 
 
 def check_array_params(params) -> None:

@@ -14,6 +14,15 @@ from tsrnn import data as D
 from tsrnn import intervals as I
 from tsrnn._config import MIN_WINDOW_SCALE
 from tsrnn.routes.frames import forecast_frame, window_frame
+from tsrnn.smoothing import Smoothing
+
+
+def combined(point, smooth, weight):
+    """``point`` moved towards ``smooth`` by ``weight`` (where ``smooth`` is NaN:
+    ``point`` unchanged)."""
+    if not weight:
+        return point
+    return np.where(np.isfinite(smooth), point + weight * (smooth - point), point)
 
 
 class PanelForecasting:
@@ -35,7 +44,68 @@ class PanelForecasting:
     def predict(self, net, X, future, level, steps=None):
         levels = I.check_levels(level, self.conformal_scores)
         tails, ids, params = self.history_tails(X)
-        return self.forecast(net, tails, ids, params, future, levels, steps)
+        return self.forecast(net, tails, ids, params, future, levels, steps, X)
+
+    # ------------------------------------------------------------- smoothing
+    @property
+    def combines(self) -> bool:
+        return getattr(self, "smoothing", None) is not None and self.combine_weight > 0
+
+    def smoothing_after(self, X, ids, steps: int) -> np.ndarray | None:
+        """(len(ids), steps, targets) smoothing forecasts after the history of the
+        series ``ids``: the fitted one, or the partner refitted on new history
+        ``X``; None when the model does not combine."""
+        if not self.combines:
+            return None
+        if X is None:
+            fitted, who = self.smoothing, self.ids
+        else:
+            panel = self.pack_history(X)
+            fitted = Smoothing.fit(_blocks(panel), self.n_targets, self.smoothing.season)
+            who = list(panel.ids)
+        return fitted.forecast(steps)[[who.index(u) for u in ids]]
+
+    def history_smoothing(self, panel, starts, mode="refit"):
+        """Smoothing forecasts (windows, horizon, targets) of the windows of
+        ``panel`` starting at ``starts``, or None when the model does not combine.
+        ``mode``: "refit" fits the partner on each series of ``panel``; "fitted"
+        runs the fitted partner along series that start where the fitted ones
+        did (a backtest's whole series); "continued" runs it on along series that
+        continue the fitted ones after their ``lookback``-row tails
+        (:meth:`continued`). Running along does not refit: the states follow the
+        data, the parameters are the fitted ones."""
+        if not self.combines:
+            return None
+        series = np.searchsorted(panel.indptr, starts, side="right") - 1
+        origins = starts + self.lookback - panel.indptr[series]
+        blocks = _blocks(panel)
+        out = np.full((len(starts), self.horizon, self.n_targets), np.nan)
+        if mode == "refit":
+            fitted = Smoothing.fit(blocks, self.n_targets, self.smoothing.season)
+            rows_of = list(range(panel.n_series))
+        else:
+            fitted = self.smoothing
+            rows_of = [self.ids.index(u) for u in panel.ids]
+        skip = self.lookback if mode == "continued" else 0
+        for i in np.unique(series):
+            rows = np.flatnonzero(series == i)
+            out[rows] = fitted.along(rows_of[i], blocks[i][skip:], origins[rows] - skip,
+                                     self.horizon, continued=mode == "continued")
+        return out
+
+    def with_smoothing(self, outs: dict, smooth) -> dict:
+        """Original-unit outputs (:meth:`unscale`) moved by ``combine_weight``
+        towards the smoothing forecasts ``smooth`` (same shape as the point
+        forecast): the point forecast, and with it every quantile and interval
+        bound (the conformal scores are those of the combined forecast)."""
+        if smooth is None:
+            return outs
+        point = outs[""]
+        shift = combined(point, smooth, self.combine_weight) - point
+        out = {k: v + shift for k, v in outs.items()}
+        for v in out.values():
+            check_finite_forecast(v)
+        return out
 
     def future_block(self, future, uid, fidx, needed):
         """(len(fidx), k) known future values for one series at the forecast stamps
@@ -207,7 +277,7 @@ class PanelForecasting:
             needed = np.arange(H)  # the linear head reads them all
         return steps, needed
 
-    def forecast(self, net, tails, ids, params, future, levels=(), steps=None):
+    def forecast(self, net, tails, ids, params, future, levels=(), steps=None, X=None):
         raws, tails, ids, params = self.complete_windows(
             np.stack([raw for raw, _ in tails]), tails, ids, params)
         steps, needed = self.check_steps(steps, levels, net.head)
@@ -233,6 +303,9 @@ class PanelForecasting:
         pred4 = self.predict_scaled(net, xs, futs)[:, steps - 1]
         outs = self.unscale(pred4, [p[0] for p in params], [p[1] for p in params],
                             levels, xs, steps)
+        smooth = self.smoothing_after(X, ids, H)
+        if smooth is not None:
+            outs = self.with_smoothing(outs, smooth[:, steps - 1])
         return forecast_frame(self, outs, ids, fidxs.select(steps - 1))
 
     def continued(self, X):
@@ -262,16 +335,20 @@ class PanelForecasting:
         return panel.with_rows(blocks, indexes, self.freq), np.asarray(n_new)
 
     def window_forecasts(self, net, values, params, starts, series, levels=(),
-                         rows=4096):
+                         rows=4096, smooth=None):
         """Forecasts from the windows of scaled ``values`` starting at ``starts``
-        (of series ``series``, scaled by ``params``), ``rows`` windows at a time:
+        (of series ``series``, scaled by ``params``), ``rows`` windows at a time,
+        combined with the smoothing forecasts ``smooth`` of the same windows:
         yields (starts, series, :meth:`unscale`'s dict) per block."""
         L, H, nt = self.lookback, self.horizon, self.n_targets
         for lo in range(0, len(starts), rows):
             s, w = starts[lo : lo + rows], series[lo : lo + rows]
             x, _, f = D.gather_windows(values, s, L, H, nt, self.net_fut_cols)
-            yield s, w, self.forecast_windows(net, x, f, [params[i][0] for i in w],
-                                              [params[i][1] for i in w], levels)
+            outs = self.forecast_windows(net, x, f, [params[i][0] for i in w],
+                                         [params[i][1] for i in w], levels)
+            if smooth is not None:
+                outs = self.with_smoothing(outs, smooth[lo : lo + rows])
+            yield s, w, outs
 
     def score(self, net, X) -> float:
         """Minus the mean MASE of rolling forecasts over ``X`` (see
@@ -283,7 +360,9 @@ class PanelForecasting:
                                  for i, n in enumerate(n_new)])
         which = np.repeat(np.arange(panel.n_series), n_new - H + 1)
         err = np.zeros((panel.n_series, nt))
-        for s, w, outs in self.window_forecasts(net, values, params, starts, which):
+        smooth = self.history_smoothing(panel, starts, mode="continued")
+        for s, w, outs in self.window_forecasts(net, values, params, starts, which,
+                                                smooth=smooth):
             actual = panel.values[(s + L)[:, None] + np.arange(H), :nt]
             np.add.at(err, w, np.abs(actual - outs[""]).sum(axis=1))
         err /= ((n_new - H + 1) * H)[:, None]  # mean absolute error per series
@@ -314,12 +393,20 @@ class PanelForecasting:
             rows = np.flatnonzero(series == i)
             keep[rows[::-1][::step_size]] = True
         starts, series = starts[keep], series[keep]
+        smooth = self.history_smoothing(panel, starts)
         frame = pd.concat([window_frame(panel, s + L, w, outs) for s, w, outs in
                            self.window_forecasts(net, values, params, starts, series,
-                                                 levels)], ignore_index=True)
+                                                 levels, smooth=smooth)],
+                          ignore_index=True)
         if partial:  # the padded steps after X
             frame = frame[frame["actual"].notna()].reset_index(drop=True)
         return frame
+
+
+def _blocks(panel):
+    """Each series' rows of a packed panel (original units)."""
+    return [panel.values[panel.indptr[i] : panel.indptr[i + 1]]
+            for i in range(panel.n_series)]
 
 
 def _padded(panel, horizon, freq):

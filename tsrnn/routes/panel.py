@@ -15,9 +15,10 @@ import pandas as pd
 
 from tsrnn import data as D
 from tsrnn import intervals as I
-from tsrnn._config import MIN_WINDOW_SCALE
+from tsrnn._config import COMBINE_WEIGHT, MIN_WINDOW_SCALE
 from tsrnn.data.codec import object_array, plain
-from tsrnn.routes.forecasting import PanelForecasting
+from tsrnn.routes.forecasting import PanelForecasting, combined
+from tsrnn.smoothing import Smoothing
 from tsrnn.training import TrainingPlan
 
 
@@ -65,6 +66,7 @@ class PanelRoute(PanelForecasting):
         self.season, self.window_scaling, self.calendar = 0, False, []
         self.conformal_scores, self.conformal_per_window = None, False
         self.mase_scale = None
+        self.combine, self.smoothing, self.combine_weight = None, None, 0.0
 
     @property
     def n_quantiles(self) -> int:
@@ -176,10 +178,17 @@ class PanelRoute(PanelForecasting):
         est.n_features_in_ = len(panel.channels)
         est.feature_names_in_ = object_array(panel.channels)
         early_stopping, fraction = est.early_stopping, est.validation_fraction
+        self.combine = est.combine
+        real_blocks = [real.values[real.indptr[i] : real.indptr[i + 1]]
+                       for i in range(real.n_series)]
+        self.smoothing = None if est.combine is None else Smoothing.fit(
+            real_blocks, nt, self.smoothing_season(est))
+        self.combine_weight = 0.0 if est.combine is None else COMBINE_WEIGHT
+        pads = np.zeros(panel.n_series, np.int64) if padded is None else padded
 
         def after_training(net):
             # Conformal scores from the held-out (validation) windows, for
-            # predict(level=).
+            # predict(level=); there too, "auto" decides whether to combine.
             self.conformal_scores = None
             if not early_stopping:
                 return
@@ -190,7 +199,13 @@ class PanelRoute(PanelForecasting):
                 cal_counts = np.bincount(cal_series, minlength=panel.n_series)
             cal_starts = cal_starts[D.held_out_tail(cal_counts, fraction)]
             if cal_starts.size:
-                self.set_conformal_scores(net, values, cal_starts)
+                smooth = None
+                if self.smoothing is not None:
+                    smooth = self.held_out_smoothing(real_blocks, panel.indptr, pads,
+                                                     cal_starts)
+                self.set_conformal_scores(
+                    net, values, cal_starts, smooth, decide=self.combine == "auto",
+                    indptr=panel.indptr, params=list(zip(loc, scale)))
 
         streams = None
         if est.stateful:
@@ -231,30 +246,80 @@ class PanelRoute(PanelForecasting):
         return np.hstack([values, D.stacked_calendar_values(indexes, self.calendar,
                                                             values.dtype)])
 
+    # ------------------------------------------------------------- smoothing
+    def smoothing_season(self, est) -> int:
+        """The season the smoothing partner adjusts for: ``season_length``, else the
+        one the frequency implies (1: none)."""
+        if est.season_length is not None:
+            return int(est.season_length)
+        return int(D.season_length_for(self.freq) or 1) if self.freq is not None else 1
+
+    def held_out_smoothing(self, blocks, indptr, pads, starts):
+        """Smoothing forecasts (windows, horizon, targets; original units, NaN where
+        none) of the windows starting at ``starts`` (rows of the padded panel
+        ``indptr``/``pads``), from models fitted on each series up to its first such
+        window: forecasts the training did not see, as the network's."""
+        series = np.searchsorted(indptr, starts, side="right") - 1
+        origins = starts + self.lookback - indptr[series] - pads[series]
+        out = np.full((len(starts), self.horizon, self.n_targets), np.nan)
+        for i in np.unique(series):
+            rows = np.flatnonzero(series == i)
+            first = max(int(origins[rows].min()), 1)
+            part = Smoothing.fit([blocks[i][:first]], self.n_targets,
+                                 self.smoothing.season)
+            out[rows] = part.along(0, blocks[i], origins[rows], self.horizon)
+        return out
+
+    def scaled_smoothing(self, smooth, starts, indptr, params):
+        """``smooth`` (windows, steps, targets) in the scaled units of the series the
+        windows starting at ``starts`` belong to (``params``: their loc, scale)."""
+        series = np.searchsorted(indptr, starts, side="right") - 1
+        nt = self.n_targets
+        loc = np.stack([params[i][0][:nt] for i in series])[:, None, :]
+        scale = np.stack([params[i][1][:nt] for i in series])[:, None, :]
+        return (smooth - loc) / scale
+
     # -------------------------------------------------------- conformal scores
-    def set_conformal_scores(self, net, values, starts):
+    def set_conformal_scores(self, net, values, starts, smooth=None, decide=False,
+                             indptr=None, params=None):
         """|actual - point forecast| of the windows starting at ``starts`` (at most
         :data:`tsrnn._config.MAX_CONFORMAL_WINDOWS`, evenly spread), in scaled
-        units, batched; with window scaling, in units of each window's scale."""
+        units, batched; with window scaling, in units of each window's scale.
+
+        ``smooth``: the smoothing partner's forecasts of the same windows (original
+        units), combined into the point forecast with ``combine_weight``; with
+        ``decide``, the weight is first set to the one of 0 and
+        :data:`COMBINE_WEIGHT` with the smaller mean scaled error on these windows.
+        """
         self.conformal_per_window = self.window_scaling
-        starts = I.spread_sample(starts)
-        out = []
+        keep = I.spread_sample(np.arange(starts.size))
+        starts = starts[keep]
+        if smooth is not None:
+            smooth = self.scaled_smoothing(smooth[keep], starts, indptr, params)
+        errs = {0.0: [], COMBINE_WEIGHT: []}
         rows = net.inference_rows(self.lookback)
         for lo in range(0, starts.size, rows):
             x, y, f = D.gather_windows(values, starts[lo : lo + rows], self.lookback,
                                        self.horizon, self.n_targets, self.net_fut_cols)
             point = I.point_forecast(self.predict_scaled(net, x, f), self.quantiles)
-            out.append(np.abs(y.astype(np.float64) - point) / self.interval_scale(x))
-        self.conformal_scores = np.concatenate(out)
+            unit = self.interval_scale(x)
+            weights = [self.combine_weight] if not decide else list(errs)
+            for w in weights:
+                p = point if smooth is None else combined(point, smooth[lo : lo + rows], w)
+                errs[w].append(np.abs(y.astype(np.float64) - p) / unit)
+        if decide:
+            self.combine_weight = min(errs, key=lambda w: np.mean(np.concatenate(errs[w])))
+        self.conformal_scores = np.concatenate(errs[self.combine_weight])
 
     def interval_scale(self, x):
         return I.interval_scale(x, self.n_targets, self.conformal_per_window,
                                 MIN_WINDOW_SCALE)
 
     def calibrate(self, net, X, n_windows):
-        """Recompute the conformal scores from held-out history ``X``."""
+        """Recompute the conformal scores from held-out history ``X`` (with the
+        smoothing partner fitted on ``X``)."""
         panel = self.pack_history(X)
-        values, _ = self.scale_history(panel)
+        values, params = self.scale_history(panel)
         starts, series = D.window_starts(panel.indptr, self.lookback, self.horizon)
         if n_windows is not None:
             keep = np.concatenate([np.flatnonzero(series == i)[-n_windows:]
@@ -263,7 +328,9 @@ class PanelRoute(PanelForecasting):
         if starts.size == 0:
             raise ValueError(f"X has no complete window of lookback + horizon = "
                              f"{self.lookback + self.horizon} rows to calibrate on.")
-        self.set_conformal_scores(net, values, starts)
+        smooth = self.history_smoothing(panel, starts)
+        self.set_conformal_scores(net, values, starts, smooth, indptr=panel.indptr,
+                                  params=params)
 
     # ----------------------------------------------------------------- history
     def pack_history(self, X):

@@ -22,13 +22,15 @@ from numba import njit
 
 from tsrnn._config import JIT_OPTIONS
 
-# Models: 0 simple (level), 1 Holt (level + trend), 2 damped trend, 3 simple with
-# drift (a constant trend: the model of the Theta method).
-SIMPLE, HOLT, DAMPED, DRIFT = 0, 1, 2, 3
-N_PARAMS = (2, 4, 5, 3)  # alpha, l0 | + beta, b0 | + phi ; drift: alpha, l0, b0
-PHI_RANGE = (0.8, 0.98)
+# Models: simple (level; parameters alpha, l0), damped trend (+ beta, b0, phi) and
+# simple with drift (a constant trend, the model of the Theta method: + b0).
+SIMPLE, DAMPED, DRIFT = 0, 1, 2
+PHI_LOW, PHI_HIGH = 0.8, 0.98
 NM_ITERS = 400
-MODELS = (SIMPLE, DAMPED, DRIFT)
+
+
+# The compiled functions below use scalar loops and write into arrays rather than
+# return tuples: numba compiles them in about a second instead of several.
 
 
 @njit(**JIT_OPTIONS)
@@ -37,33 +39,35 @@ def _squash(u, lo, hi):
 
 
 @njit(**JIT_OPTIONS)
-def _unpack(model, u, scale):
-    alpha = _squash(u[0], 1e-4, 0.9999)
-    l0 = u[1] * scale
-    beta, b0, phi = 0.0, 0.0, 1.0
+def _unpack(model, u, scale, p):
+    """Parameters ``u`` (unbounded) of ``model`` -> ``p`` = alpha, beta, phi, l0,
+    b0 (beta below alpha, phi in PHI_RANGE)."""
+    p[0] = _squash(u[0], 1e-4, 0.9999)
+    p[3] = u[1] * scale
+    p[1], p[4], p[2] = 0.0, 0.0, 1.0
     if model == DRIFT:
-        b0 = u[2] * scale
-    elif model >= 1:
-        beta = alpha * _squash(u[2], 1e-4, 0.9999)
-        b0 = u[3] * scale
-    if model == 2:
-        phi = _squash(u[4], PHI_RANGE[0], PHI_RANGE[1])
-    return alpha, beta, phi, l0, b0
+        p[4] = u[2] * scale
+    elif model != SIMPLE:
+        p[1] = p[0] * _squash(u[2], 1e-4, 0.9999)
+        p[4] = u[3] * scale
+    if model == DAMPED:
+        p[2] = _squash(u[4], PHI_LOW, PHI_HIGH)
 
 
 @njit(**JIT_OPTIONS)
-def _run(y, alpha, beta, phi, l0, b0, relative):
-    """-2 log-likelihood (up to a constant) of the one-step errors, additive or
-    ``relative`` (multiplicative: errors in proportion to the fit), and the final
-    level and trend. The state updates are the same for both."""
-    lev, tr, sse, logs = l0, b0, 0.0, 0.0
+def _likelihood(y, p, relative):
+    """-2 log-likelihood (up to a constant) of the one-step errors of parameters
+    ``p``, additive or ``relative`` (multiplicative: errors in proportion to the
+    fit). The state updates are the same for both."""
+    alpha, beta, phi = p[0], p[1], p[2]
+    lev, tr, sse, logs = p[3], p[4], 0.0, 0.0
     n = y.shape[0]
     for t in range(n):
         fit = lev + phi * tr
         e = y[t] - fit
         if relative:
             if fit <= 0.0:
-                return np.inf, lev, tr
+                return np.inf
             r = e / fit
             sse += r * r
             logs += np.log(fit)
@@ -71,80 +75,101 @@ def _run(y, alpha, beta, phi, l0, b0, relative):
             sse += e * e
         lev = fit + alpha * e
         tr = phi * tr + beta * e
-    return n * np.log(max(sse, 1e-300)) + 2.0 * logs, lev, tr
+    return n * np.log(max(sse, 1e-300)) + 2.0 * logs
 
 
 @njit(**JIT_OPTIONS)
-def _objective(model, u, y, scale, relative):
-    alpha, beta, phi, l0, b0 = _unpack(model, u, scale)
-    lik, _, _ = _run(y, alpha, beta, phi, l0, b0, relative)
-    return lik
+def _objective(model, u, y, scale, relative, p):
+    _unpack(model, u, scale, p)
+    return _likelihood(y, p, relative)
 
 
 @njit(**JIT_OPTIONS)
-def _nelder_mead(model, x0, y, scale, iters, relative):
+def _nelder_mead(model, x0, y, scale, relative, best):
+    """Minimise the likelihood over the unbounded parameters from ``x0``
+    (standard coefficients 1, 2, 0.5, 0.5; at most NM_ITERS iterations); the
+    minimiser goes to ``best``, the minimum is returned."""
     d = x0.shape[0]
+    p = np.empty(5)
     pts = np.empty((d + 1, d))
     vals = np.empty(d + 1)
+    c, xr, xe, xc = np.empty(d), np.empty(d), np.empty(d), np.empty(d)
     for i in range(d + 1):
-        pts[i] = x0
+        for j in range(d):
+            pts[i, j] = x0[j]
         if i > 0:
             pts[i, i - 1] += 0.5
-        vals[i] = _objective(model, pts[i], y, scale, relative)
-    for _ in range(iters):
-        order = np.argsort(vals)
-        pts = pts[order]
-        vals = vals[order]
+        vals[i] = _objective(model, pts[i], y, scale, relative, p)
+    for _ in range(NM_ITERS):
+        # insertion sort of the simplex by value (d + 1 <= 6 points)
+        for i in range(1, d + 1):
+            j = i
+            while j > 0 and vals[j] < vals[j - 1]:
+                vals[j], vals[j - 1] = vals[j - 1], vals[j]
+                for k in range(d):
+                    pts[j, k], pts[j - 1, k] = pts[j - 1, k], pts[j, k]
+                j -= 1
         if vals[d] - vals[0] <= 1e-10 * (abs(vals[0]) + 1e-30):
             break
-        c = pts[:d].sum(axis=0) / d
-        xr = c + (c - pts[d])
-        fr = _objective(model, xr, y, scale, relative)
+        for k in range(d):
+            acc = 0.0
+            for i in range(d):
+                acc += pts[i, k]
+            c[k] = acc / d
+            xr[k] = 2.0 * c[k] - pts[d, k]
+        fr = _objective(model, xr, y, scale, relative, p)
+        take, ft = xr, fr
         if fr < vals[0]:
-            xe = c + 2.0 * (c - pts[d])
-            fe = _objective(model, xe, y, scale, relative)
+            for k in range(d):
+                xe[k] = 3.0 * c[k] - 2.0 * pts[d, k]
+            fe = _objective(model, xe, y, scale, relative, p)
             if fe < fr:
-                pts[d], vals[d] = xe, fe
-            else:
-                pts[d], vals[d] = xr, fr
-        elif fr < vals[d - 1]:
-            pts[d], vals[d] = xr, fr
-        else:
-            if fr < vals[d]:
-                xc = c + 0.5 * (xr - c)
-            else:
-                xc = c + 0.5 * (pts[d] - c)
-            fc = _objective(model, xc, y, scale, relative)
+                take, ft = xe, fe
+        elif fr >= vals[d - 1]:
+            inside = fr >= vals[d]
+            for k in range(d):
+                xc[k] = 0.5 * (c[k] + (pts[d, k] if inside else xr[k]))
+            fc = _objective(model, xc, y, scale, relative, p)
             if fc < min(fr, vals[d]):
-                pts[d], vals[d] = xc, fc
-            else:
+                take, ft = xc, fc
+            else:  # shrink towards the best point
                 for i in range(1, d + 1):
-                    pts[i] = pts[0] + 0.5 * (pts[i] - pts[0])
-                    vals[i] = _objective(model, pts[i], y, scale, relative)
-    best = np.argmin(vals)
-    return pts[best], vals[best]
+                    for k in range(d):
+                        pts[i, k] = pts[0, k] + 0.5 * (pts[i, k] - pts[0, k])
+                    vals[i] = _objective(model, pts[i], y, scale, relative, p)
+                continue
+        for k in range(d):
+            pts[d, k] = take[k]
+        vals[d] = ft
+    i_best = 0
+    for i in range(1, d + 1):
+        if vals[i] < vals[i_best]:
+            i_best = i
+    _unpack(model, pts[i_best], scale, best)
+    return vals[i_best]
 
 
 @njit(**JIT_OPTIONS)
-def _fit(y, model, relative):
-    """(alpha, beta, phi, l0, b0) of ``model`` fitted to ``y``, and its AICc."""
+def _fit(y, model, relative, p):
+    """Fit ``model`` to ``y``: parameters (alpha, beta, phi, l0, b0) into ``p``;
+    returns the AICc."""
     n = y.shape[0]
-    scale = np.mean(np.abs(y)) + 1e-12
-    k = N_PARAMS[model]
+    scale = 1e-12
+    for t in range(n):
+        scale += abs(y[t]) / n
+    k = 2 if model == SIMPLE else (3 if model == DRIFT else 5)
     x0 = np.zeros(k)
     x0[1] = y[0] / scale
     slope = (y[n - 1] - y[0]) / (n - 1) / scale if n > 1 else 0.0
     if model == DRIFT:
         x0[2] = slope
-    elif model >= 1:
+    elif model == DAMPED:
         x0[2] = -1.0
         x0[3] = slope
-    if model == DAMPED:
         x0[4] = 1.0
-    u, lik = _nelder_mead(model, x0, y, scale, NM_ITERS, relative)
+    lik = _nelder_mead(model, x0, y, scale, relative, p)
     kk = k + 1  # and the errors' variance
-    aicc = lik + 2.0 * kk + 2.0 * kk * (kk + 1) / max(n - kk - 1, 1)
-    return _unpack(model, u, scale), aicc
+    return lik + 2.0 * kk + 2.0 * kk * (kk + 1) / max(n - kk - 1, 1)
 
 
 @njit(**JIT_OPTIONS)
@@ -153,20 +178,27 @@ def select(y):
     AICc for ``y`` (finite, float64; trend models from 8 values on). A series of
     one value gets the naive forecast (alpha 1)."""
     n = y.shape[0]
-    best = (1.0, 0.0, 1.0, y[0], 0.0)
+    best = np.empty(5)
+    best[0], best[1], best[2], best[3], best[4] = 1.0, 0.0, 1.0, y[0], 0.0
     if n < 2:
         return best
     best_ic = np.inf
-    positive = np.all(y > 0)
-    for model in MODELS:
+    positive = True
+    for t in range(n):
+        if y[t] <= 0.0:
+            positive = False
+    p = np.empty(5)
+    for model in range(3):  # SIMPLE, DAMPED, DRIFT
         if model != SIMPLE and n < 8:
             break
-        for relative in (False, True):
-            if relative and not positive:
+        for r in range(2):
+            if r == 1 and not positive:
                 continue
-            p, ic = _fit(y, model, relative)
+            ic = _fit(y, model, r == 1, p)
             if ic < best_ic:
-                best, best_ic = p, ic
+                best_ic = ic
+                for k in range(5):
+                    best[k] = p[k]
     return best
 
 

@@ -10,7 +10,9 @@ before it; one model per group, fitted once. sMAPE as in the competition
 against the in-sample seasonal-naive error (season ``m``). "All" weights every
 series equally. tsrnn: its defaults plus ``lookback`` (2h; 8 for Yearly, the
 shortest training series allowing it), ``horizon=h``, ``season_length=m`` and
-``random_state``; one row per seed and one for the mean of the seeds' forecasts.
+``random_state``; one row per seed and one for the mean of the seeds' forecasts;
+with ``--ablation``, rows for the defaults with ``combine`` and/or
+``weight_averaging`` undone (each the mean of the seeds' scores).
 statsforecast runs in the same process where installed (the ``bench`` extra).
 Writes ``benchmarks/results/m3.md``.
 """
@@ -64,9 +66,17 @@ def scores(train, test, fc, m):
     return per[["smape", "mase"]]
 
 
-def run_tsrnn(train, h, m, lookback, seed):
+#: Rows of the ablation (``--ablation``): the defaults with one choice undone.
+ABLATIONS = {"combine=None (network alone)": {"combine": None},
+             "weight_averaging=None": {"weight_averaging": None},
+             "combine=None, weight_averaging=None (before both)":
+                 {"combine": None, "weight_averaging": None}}
+
+
+def run_tsrnn(train, h, m, lookback, seed, **params):
     est = TSRNNRegressor(lookback=lookback, horizon=h,
-                         season_length=m if m > 1 else None, random_state=seed)
+                         season_length=m if m > 1 else None, random_state=seed,
+                         **params)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -101,6 +111,9 @@ def main(argv=None):
     ap.add_argument("--data", default=os.path.join(here, "..", "..", "shared", "data", "m3"))
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--groups", default=",".join(GROUPS))
+    ap.add_argument("--ablation", action="store_true",
+                    help="also the defaults with combine=None and/or "
+                         "weight_averaging=None (mean of the seeds' scores)")
     ap.add_argument("--allow-noisy", action="store_true",
                     help="run on a busy machine anyway (the table is marked NOISY)")
     args = ap.parse_args(argv)
@@ -124,8 +137,15 @@ def main(argv=None):
             print(group, name, f"{s:.1f} s", flush=True)
         mean = seed_fc[0].copy()
         mean["f"] = np.mean([f["f"].to_numpy() for f in seed_fc], axis=0)
-        name = f"tsrnn, mean of {len(seeds)} seeds"
+        name = f"tsrnn, mean of {len(seeds)} seeds' forecasts"
         per_method.setdefault(name, []).append(scores(train, test, mean, m).assign(group=group))
+        for label, params in (ABLATIONS.items() if args.ablation else ()):
+            name = f"tsrnn {label}, mean of {len(seeds)} seeds' scores"
+            runs = [scores(train, test, run_tsrnn(train, h, m, lookback, seed, **params)[0],
+                           m) for seed in seeds]
+            avg = sum(runs) / len(runs)
+            per_method.setdefault(name, []).append(avg.assign(group=group))
+            print(group, name, flush=True)
         for name, (fc, s) in run_stats(train, h, m).items():
             per_method.setdefault(name, []).append(scores(train, test, fc, m).assign(group=group))
             secs[name] = secs.get(name, 0) + s

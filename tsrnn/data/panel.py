@@ -37,6 +37,10 @@ class Panel:
     def lengths(self) -> np.ndarray:
         return np.diff(self.indptr)
 
+    def blocks(self) -> list:
+        """Each series' rows of ``values`` (views)."""
+        return [self.values[a:b] for a, b in zip(self.indptr[:-1], self.indptr[1:])]
+
     def with_rows(self, blocks, indexes, freq=None) -> Panel:
         """The same series and columns with other rows: ``blocks`` (values) and
         ``indexes``, one of each per series."""
@@ -378,8 +382,7 @@ def pad_front(panel: Panel, min_rows: int) -> tuple[Panel, np.ndarray]:
     if not pad.any():
         return panel, pad
     blocks, indexes = [], []
-    for i in range(panel.n_series):
-        v = panel.values[panel.indptr[i] : panel.indptr[i + 1]]
+    for i, v in enumerate(panel.blocks()):
         idx = panel.index[i]
         if pad[i]:
             v = np.vstack([np.repeat(v[:1], pad[i], axis=0), v])

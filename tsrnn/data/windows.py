@@ -42,6 +42,22 @@ def spread_sample(a, n):
     return a[np.round(np.linspace(0, len(a) - 1, n)).astype(np.int64)]
 
 
+def series_of(indptr, rows) -> np.ndarray:
+    """The series each of ``rows`` (rows of packed values) belongs to."""
+    return np.searchsorted(indptr, rows, side="right") - 1
+
+
+def rows_by_series(series):
+    """(series, positions in ``series`` that hold it) for each series present, in
+    one sort: grouping by ``series == i`` per series would cost series x rows."""
+    series = np.asarray(series)
+    order = np.argsort(series, kind="stable")
+    bounds = np.flatnonzero(np.diff(series[order])) + 1
+    for rows in np.split(order, bounds):
+        if rows.size:
+            yield int(series[rows[0]]), rows
+
+
 def held_out_tail(n_per_group, fraction):
     """Boolean mask over windows numbered group after group: True for the last
     ``ceil(fraction * n)`` windows of each group of ``n`` (its held-out tail), or

@@ -43,27 +43,30 @@ class PanelForecasting:
 
     def predict(self, net, X, future, level, steps=None):
         levels = I.check_levels(level, self.conformal_scores)
-        tails, ids, params = self.history_tails(X)
-        return self.forecast(net, tails, ids, params, future, levels, steps, X)
+        tails, ids, params, panel = self.history_tails(X)
+        return self.forecast(net, tails, ids, params, future, levels, steps, panel)
+
+    def fitted_rows(self, ids) -> np.ndarray:
+        """Positions of the fitted series ``ids`` among the fitted ones."""
+        where = {u: i for i, u in enumerate(self.ids)}
+        return np.array([where[u] for u in ids], np.int64)
 
     # ------------------------------------------------------------- smoothing
     @property
     def combines(self) -> bool:
-        return getattr(self, "smoothing", None) is not None and self.combine_weight > 0
+        return self.smoothing is not None and self.combine_weight > 0
 
-    def smoothing_after(self, X, ids, steps: int) -> np.ndarray | None:
+    def smoothing_after(self, panel, ids, steps: int) -> np.ndarray | None:
         """(len(ids), steps, targets) smoothing forecasts after the history of the
-        series ``ids``: the fitted one, or the partner refitted on new history
-        ``X``; None when the model does not combine."""
+        series ``ids``: the fitted one (``panel`` None), or the partner refitted on
+        the new history ``panel``; None when the model does not combine."""
         if not self.combines:
             return None
-        if X is None:
-            fitted, who = self.smoothing, self.ids
-        else:
-            panel = self.pack_history(X)
-            fitted = Smoothing.fit(_blocks(panel), self.n_targets, self.smoothing.season)
-            who = list(panel.ids)
-        return fitted.forecast(steps)[[who.index(u) for u in ids]]
+        if panel is None:
+            return self.smoothing.forecast(steps)[self.fitted_rows(ids)]
+        fitted = Smoothing.fit(panel.blocks(), self.n_targets, self.smoothing.season)
+        where = {u: i for i, u in enumerate(panel.ids)}
+        return fitted.forecast(steps)[[where[u] for u in ids]]
 
     def history_smoothing(self, panel, starts, mode="refit"):
         """Smoothing forecasts (windows, horizon, targets) of the windows of
@@ -76,19 +79,18 @@ class PanelForecasting:
         data, the parameters are the fitted ones."""
         if not self.combines:
             return None
-        series = np.searchsorted(panel.indptr, starts, side="right") - 1
+        series = D.series_of(panel.indptr, starts)
         origins = starts + self.lookback - panel.indptr[series]
-        blocks = _blocks(panel)
+        blocks = panel.blocks()
         out = np.full((len(starts), self.horizon, self.n_targets), np.nan)
         if mode == "refit":
             fitted = Smoothing.fit(blocks, self.n_targets, self.smoothing.season)
-            rows_of = list(range(panel.n_series))
+            rows_of = np.arange(panel.n_series)
         else:
             fitted = self.smoothing
-            rows_of = [self.ids.index(u) for u in panel.ids]
+            rows_of = self.fitted_rows(panel.ids)
         skip = self.lookback if mode == "continued" else 0
-        for i in np.unique(series):
-            rows = np.flatnonzero(series == i)
+        for i, rows in D.rows_by_series(series):
             out[rows] = fitted.along(rows_of[i], blocks[i][skip:], origins[rows] - skip,
                                      self.horizon, continued=mode == "continued")
         return out
@@ -277,7 +279,8 @@ class PanelForecasting:
             needed = np.arange(H)  # the linear head reads them all
         return steps, needed
 
-    def forecast(self, net, tails, ids, params, future, levels=(), steps=None, X=None):
+    def forecast(self, net, tails, ids, params, future, levels=(), steps=None,
+                 panel=None):
         raws, tails, ids, params = self.complete_windows(
             np.stack([raw for raw, _ in tails]), tails, ids, params)
         steps, needed = self.check_steps(steps, levels, net.head)
@@ -303,7 +306,7 @@ class PanelForecasting:
         pred4 = self.predict_scaled(net, xs, futs)[:, steps - 1]
         outs = self.unscale(pred4, [p[0] for p in params], [p[1] for p in params],
                             levels, xs, steps)
-        smooth = self.smoothing_after(X, ids, H)
+        smooth = self.smoothing_after(panel, ids, H)
         if smooth is not None:
             outs = self.with_smoothing(outs, smooth[:, steps - 1])
         return forecast_frame(self, outs, ids, fidxs.select(steps - 1))
@@ -315,12 +318,13 @@ class PanelForecasting:
         ``X`` per series."""
         panel = self.pack_history(X)
         blocks, indexes, n_new = [], [], []
+        where = {u: i for i, u in enumerate(self.ids)}
         for i, uid in enumerate(panel.ids):
             who = "X" if uid is None else f"series {uid!r} of X"
-            if uid not in self.ids:
+            if uid not in where:
                 raise ValueError(f"{who} was not fitted: score() continues the fitted "
                                  "series.")
-            raw, tail_idx = self.tails[self.ids.index(uid)]
+            raw, tail_idx = self.tails[where[uid]]
             idx = panel.index[i]
             nxt = D.future_index(tail_idx, self.freq, 1)[0]
             if idx[0] != nxt:
@@ -366,7 +370,7 @@ class PanelForecasting:
             actual = panel.values[(s + L)[:, None] + np.arange(H), :nt]
             np.add.at(err, w, np.abs(actual - outs[""]).sum(axis=1))
         err /= ((n_new - H + 1) * H)[:, None]  # mean absolute error per series
-        scale = self.mase_scale[[self.ids.index(u) for u in panel.ids]]
+        scale = self.mase_scale[self.fitted_rows(panel.ids)]
         return -float(np.mean(err / scale))
 
     def insample(self, net, X, step_size, levels, partial=False):
@@ -389,8 +393,7 @@ class PanelForecasting:
         if starts.size == 0:
             raise ValueError(f"X has no window of lookback + horizon = {L + H} rows.")
         keep = np.zeros(starts.size, bool)
-        for i in range(panel.n_series):
-            rows = np.flatnonzero(series == i)
+        for _, rows in D.rows_by_series(series):
             keep[rows[::-1][::step_size]] = True
         starts, series = starts[keep], series[keep]
         smooth = self.history_smoothing(panel, starts)
@@ -403,18 +406,11 @@ class PanelForecasting:
         return frame
 
 
-def _blocks(panel):
-    """Each series' rows of a packed panel (original units)."""
-    return [panel.values[panel.indptr[i] : panel.indptr[i + 1]]
-            for i in range(panel.n_series)]
-
-
 def _padded(panel, horizon, freq):
     """``panel`` with ``horizon`` rows after each series: targets NaN (no actual),
     other channels 0 (never read by the steps that are kept)."""
     blocks, indexes = [], []
-    for i in range(panel.n_series):
-        v = panel.values[panel.indptr[i] : panel.indptr[i + 1]]
+    for i, v in enumerate(panel.blocks()):
         pad = np.zeros((horizon, v.shape[1]))
         pad[:, : panel.n_targets] = np.nan
         blocks.append(np.vstack([v, pad]))

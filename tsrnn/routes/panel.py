@@ -179,10 +179,10 @@ class PanelRoute(PanelForecasting):
         est.feature_names_in_ = object_array(panel.channels)
         early_stopping, fraction = est.early_stopping, est.validation_fraction
         self.combine = est.combine
-        real_blocks = [real.values[real.indptr[i] : real.indptr[i + 1]]
-                       for i in range(real.n_series)]
+        real_blocks = real.blocks()
+        # the smoothing's season: season_length, else the one the frequency implies
         self.smoothing = None if est.combine is None else Smoothing.fit(
-            real_blocks, nt, self.smoothing_season(est))
+            real_blocks, nt, est.season_length or D.season_length_for(self.freq))
         self.combine_weight = 0.0 if est.combine is None else COMBINE_WEIGHT
         pads = np.zeros(panel.n_series, np.int64) if padded is None else padded
 
@@ -197,7 +197,7 @@ class PanelRoute(PanelForecasting):
                 cal_starts, cal_series = D.window_starts(panel.indptr, lookback,
                                                          self.horizon, bad, padded)
                 cal_counts = np.bincount(cal_series, minlength=panel.n_series)
-            cal_starts = cal_starts[D.held_out_tail(cal_counts, fraction)]
+            cal_starts = I.spread_sample(cal_starts[D.held_out_tail(cal_counts, fraction)])
             if cal_starts.size:
                 smooth = None
                 if self.smoothing is not None:
@@ -247,23 +247,15 @@ class PanelRoute(PanelForecasting):
                                                             values.dtype)])
 
     # ------------------------------------------------------------- smoothing
-    def smoothing_season(self, est) -> int:
-        """The season the smoothing partner adjusts for: ``season_length``, else the
-        one the frequency implies (1: none)."""
-        if est.season_length is not None:
-            return int(est.season_length)
-        return int(D.season_length_for(self.freq) or 1) if self.freq is not None else 1
-
     def held_out_smoothing(self, blocks, indptr, pads, starts):
         """Smoothing forecasts (windows, horizon, targets; original units, NaN where
         none) of the windows starting at ``starts`` (rows of the padded panel
         ``indptr``/``pads``), from models fitted on each series up to its first such
         window: forecasts the training did not see, as the network's."""
-        series = np.searchsorted(indptr, starts, side="right") - 1
+        series = D.series_of(indptr, starts)
         origins = starts + self.lookback - indptr[series] - pads[series]
         out = np.full((len(starts), self.horizon, self.n_targets), np.nan)
-        for i in np.unique(series):
-            rows = np.flatnonzero(series == i)
+        for i, rows in D.rows_by_series(series):
             first = max(int(origins[rows].min()), 1)
             part = Smoothing.fit([blocks[i][:first]], self.n_targets,
                                  self.smoothing.season)
@@ -273,7 +265,7 @@ class PanelRoute(PanelForecasting):
     def scaled_smoothing(self, smooth, starts, indptr, params):
         """``smooth`` (windows, steps, targets) in the scaled units of the series the
         windows starting at ``starts`` belong to (``params``: their loc, scale)."""
-        series = np.searchsorted(indptr, starts, side="right") - 1
+        series = D.series_of(indptr, starts)
         nt = self.n_targets
         loc = np.stack([params[i][0][:nt] for i in series])[:, None, :]
         scale = np.stack([params[i][1][:nt] for i in series])[:, None, :]
@@ -283,8 +275,8 @@ class PanelRoute(PanelForecasting):
     def set_conformal_scores(self, net, values, starts, smooth=None, decide=False,
                              indptr=None, params=None):
         """|actual - point forecast| of the windows starting at ``starts`` (at most
-        :data:`tsrnn._config.MAX_CONFORMAL_WINDOWS`, evenly spread), in scaled
-        units, batched; with window scaling, in units of each window's scale.
+        :data:`tsrnn._config.MAX_CONFORMAL_WINDOWS`: :func:`I.spread_sample`), in
+        scaled units, batched; with window scaling, in units of each window's scale.
 
         ``smooth``: the smoothing partner's forecasts of the same windows (original
         units), combined into the point forecast with ``combine_weight``; with
@@ -292,10 +284,8 @@ class PanelRoute(PanelForecasting):
         :data:`COMBINE_WEIGHT` with the smaller mean scaled error on these windows.
         """
         self.conformal_per_window = self.window_scaling
-        keep = I.spread_sample(np.arange(starts.size))
-        starts = starts[keep]
         if smooth is not None:
-            smooth = self.scaled_smoothing(smooth[keep], starts, indptr, params)
+            smooth = self.scaled_smoothing(smooth, starts, indptr, params)
         errs = {0.0: [], COMBINE_WEIGHT: []}
         rows = net.inference_rows(self.lookback)
         for lo in range(0, starts.size, rows):
@@ -322,12 +312,13 @@ class PanelRoute(PanelForecasting):
         values, params = self.scale_history(panel)
         starts, series = D.window_starts(panel.indptr, self.lookback, self.horizon)
         if n_windows is not None:
-            keep = np.concatenate([np.flatnonzero(series == i)[-n_windows:]
-                                   for i in range(panel.n_series)])
-            starts = starts[keep]
+            keep = np.concatenate([rows[-n_windows:]
+                                   for _, rows in D.rows_by_series(series)])
+            starts = starts[np.sort(keep)]
         if starts.size == 0:
             raise ValueError(f"X has no complete window of lookback + horizon = "
                              f"{self.lookback + self.horizon} rows to calibrate on.")
+        starts = I.spread_sample(starts)
         smooth = self.history_smoothing(panel, starts)
         self.set_conformal_scores(net, values, starts, smooth, indptr=panel.indptr,
                                   params=params)
@@ -372,16 +363,18 @@ class PanelRoute(PanelForecasting):
         return self.with_calendar(values, panel.index), params
 
     def history_tails(self, X):
-        """(tails, ids, scaling) of the series to forecast: the fitted ones, or
-        those of new history ``X``."""
+        """(tails, ids, scaling, packed history) of the series to forecast: the
+        fitted ones (history None), or those of new history ``X``."""
         if X is None:
-            return self.tails, self.ids, [self.scaler_params[i] for i in self.ids]
-        panel = self.pack_history(X)
-        params = self.history_scaling(panel, keep_unnamed_scaling=False)
-        if panel.kind == "long":  # short series start from padding, as in fit
-            panel, _ = D.pad_front(panel, self.lookback)
+            return (self.tails, self.ids, [self.scaler_params[i] for i in self.ids],
+                    None)
+        given = self.pack_history(X)
+        params = self.history_scaling(given, keep_unnamed_scaling=False)
+        if given.kind == "long":  # short series start from padding, as in fit
+            panel, _ = D.pad_front(given, self.lookback)
         else:
-            D.check_min_length(panel, self.lookback, "the lookback predict needs")
+            D.check_min_length(given, self.lookback, "the lookback predict needs")
+            panel = given
         tails = [(panel.values[end - self.lookback : end], idx[-self.lookback :])
                  for end, idx in zip(panel.indptr[1:], panel.index)]
-        return tails, list(panel.ids), params
+        return tails, list(panel.ids), params, given

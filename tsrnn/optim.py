@@ -60,15 +60,10 @@ class _Optimizer:
         decay = min(self.average_decay, (1.0 + self.t) / (10.0 + self.t))
         for k, p in params.items():
             a = self.average.get(k)
-            if a is None or a.shape != p.shape:
+            if a is None:
                 self.average[k] = np.array(p, order="C")
-                continue
-            _average_update(a.reshape(-1), np.ascontiguousarray(p).reshape(-1), decay)
-
-    def averaged(self, params: dict) -> dict:
-        """Copies of the averaged weights (of ``params`` where none is averaged)."""
-        return {k: (self.average[k] if k in self.average else p).copy()
-                for k, p in params.items()}
+            else:
+                _average_update(a.reshape(-1), np.ascontiguousarray(p).reshape(-1), decay)
 
     def state_dict(self) -> dict:
         state = {"t": self.t}

@@ -259,9 +259,9 @@ class Smoothing:
     """Fitted smoothing models of packed series, one per series and target.
 
     Attributes (n series, t targets): ``params`` (n, t, 5) alpha, beta, phi and the
-    initial level and trend; ``factors`` (n, t, m) seasonal factors (1, or 0 when
-    additive, where a series has no season); ``multiply`` (n, t) whether they
-    multiply; ``state`` (n, t, 2) level and trend after the fitted history;
+    initial level and trend; ``factors`` (n, t, m) seasonal factors (all 1 where a
+    series has no season); ``multiply`` (n, t) whether they multiply (True where
+    there is no season); ``state`` (n, t, 2) level and trend after the fitted history;
     ``length`` (n,) rows fitted (the season of the next step is ``length % m``).
     """
 
@@ -339,10 +339,11 @@ class Smoothing:
                 st = states(np.nan_to_num(adj), p[0], p[1], p[2], lev, tr)
             else:
                 st = states(np.nan_to_num(adj), *p)
-            ok = np.concatenate([[continued], np.isfinite(adj)])  # a value before
+            # an origin needs a value (or the fitted state) before it, none missing
             cum_bad = np.concatenate([[0], np.cumsum(~np.isfinite(adj))])
+            first = 0 if continued else 1
             for k, t in enumerate(origins):
-                if t < 0 or t > len(v) or not ok[t] or cum_bad[t] > 0:
+                if t < first or t > len(v) or cum_bad[t] > 0:
                     continue
                 row = out[k, :, j]
                 _ahead(st[t, 0], st[t, 1], p[2], steps, row)

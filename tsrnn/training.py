@@ -121,12 +121,11 @@ class Trainer:
         self.opt.step(self.net.params, grads)
         self.opt.update_average(self.net.params)
 
-    def averaged_weights(self) -> dict:
-        """The weights that validate and are kept: copies of the moving average
-        (without ``weight_averaging``, of the weights themselves)."""
-        if self.opt.average_decay is None:
-            return {k: v.copy() for k, v in self.net.params.items()}
-        return self.opt.averaged(self.net.params)
+    def kept_weights(self) -> dict:
+        """The weights that validate and are kept (not copies): the moving average
+        with ``weight_averaging`` (once there is one), else the weights themselves."""
+        averaging = self.opt.average_decay is not None and self.opt.average
+        return self.opt.average if averaging else self.net.params
 
     def evaluate(self, idx: np.ndarray) -> float:
         total, count = 0.0, 0
@@ -177,10 +176,10 @@ class Trainer:
                         raise
                     h["loss"].append(loss)
                     monitored = loss
-                    kept = self.averaged_weights()
+                    kept = self.kept_weights()
                     if len(val_idx):
                         live = self.net.params.copy()
-                        self.net.params.update(kept)
+                        self.net.params.update(kept)  # evaluate() only reads them
                         try:
                             monitored = self.evaluate(val_idx)
                         finally:
@@ -193,7 +192,7 @@ class Trainer:
                     threshold = best - tol * abs(best) if np.isfinite(best) else best
                     if monitored < threshold:
                         h["best"], h["best_epoch"] = monitored, epoch
-                        best_params = kept
+                        best_params = {k: v.copy() for k, v in kept.items()}
                         h["stale"] = 0
                     else:
                         h["stale"] += 1
@@ -215,8 +214,8 @@ class Trainer:
                 bar.close()
         if len(val_idx):
             self.net.params.update(best_params)
-        elif self.opt.average_decay is not None and self.opt.average:
-            self.net.params.update(self.averaged_weights())
+        elif self.kept_weights() is not self.net.params:  # the average, as it ends
+            self.net.params.update({k: v.copy() for k, v in self.opt.average.items()})
         if warn and not stopped:
             _warnings.warn(
                 f"Reached max_epochs={max_epochs} before early stopping; the model may "

@@ -119,6 +119,8 @@ _FIRST_FORWARD = ("import numpy as np; from tsrnn import functional as F; "
 _FIRST_FIT = ("import warnings; warnings.simplefilter('ignore'); "
               "from tsrnn import TSRNNRegressor; from tsrnn.datasets import load_air_passengers; "
               "TSRNNRegressor(max_epochs=5, random_state=0).fit(load_air_passengers()).predict()")
+# The same without the smoothing partner, whose kernels a default fit compiles too.
+_FIRST_FIT_NETWORK = _FIRST_FIT.replace("random_state=0", "random_state=0, combine=None")
 
 
 def cold_start(cache_dir: str | None, job: str = _FIRST_FORWARD) -> float:
@@ -141,6 +143,8 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--no-cold", action="store_true")
+    ap.add_argument("--cold-only", action="store_true",
+                    help="only the cold-start timings, to benchmarks/results/cold_start.md")
     ap.add_argument("--allow-noisy", action="store_true",
                     help="run on a busy machine anyway (the tables are marked NOISY)")
     ap.add_argument("--out", default=None,
@@ -160,6 +164,8 @@ def main(argv=None):
         torch_ok, torch_version = False, "not installed"
 
     noisy = check_quiet(allow_noisy=args.allow_noisy)
+    if args.cold_only:
+        return cold_table(noisy, argv)
     X, Y = make_data()
     rows = []
     threads = torch.get_num_threads() if torch_ok else 0
@@ -229,6 +235,37 @@ def main(argv=None):
                 ["cell", "hidden", "tsrnn us", "PyTorch us", "PyTorch/tsrnn"], lat_rows,
                 f"Command: `{cmd.strip()}`  \nMachine: {machine_line()}. Median over 5 "
                 "blocks of 400 calls; forward of one 50-step sequence + head.")
+
+
+def cold_table(noisy, argv):
+    """Cold and warm starts of each job, twice each with a fresh empty cache, to
+    ``cold_start.md``."""
+    rows = []
+    for name, job in (("import tsrnn + first LSTM forward", _FIRST_FORWARD),
+                      ("first default fit (air_passengers, 5 epochs) + predict",
+                       _FIRST_FIT),
+                      ("the same with combine=None", _FIRST_FIT_NETWORK)):
+        empty, warm = [], []
+        for _ in range(2):
+            tmp = tempfile.mkdtemp(prefix="tsrnn-cold-")
+            try:
+                empty.append(cold_start(tmp, job))
+                warm.append(cold_start(tmp, job))
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        rows.append([name, " / ".join(f"{t:.1f}" for t in empty),
+                     " / ".join(f"{t:.2f}" for t in warm)])
+        print(rows[-1], file=sys.stderr, flush=True)
+    after = check_quiet(allow_noisy=True, after=True)
+    noisy = noisy or (after and after.replace("NOISY**: taken on", "NOISY**: after"))
+    cmd = "python benchmarks/bench_kernels.py " + " ".join(argv or sys.argv[1:])
+    notes = ((noisy + "\n\n" if noisy else "")
+             + f"Command: `{cmd.strip()}`  \nMachine: {machine_line()}.  \n"
+             "A fresh process per figure, imports included; empty: a new, empty "
+             "NUMBA_CACHE_DIR (two runs, each with its own); warm: the same job again "
+             "on the cache the empty run filled.")
+    write_table("cold_start.md", "Cold start", ["job", "empty cache s", "warm cache s"],
+                rows, notes)
 
 
 if __name__ == "__main__":

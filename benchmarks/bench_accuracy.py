@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import machine_line, write_table  # noqa: E402
+from _common import check_quiet, machine_line, write_table  # noqa: E402
 
 from tsrnn import TSRNNRegressor  # noqa: E402
 from tsrnn.datasets import (  # noqa: E402
@@ -279,10 +279,14 @@ def main(argv=None):
     ap.add_argument("--seeds", default="0,1,2",
                     help="comma-separated seeds; MASE is averaged over seeds and origins")
     ap.add_argument("--output", default="accuracy.md")
+    ap.add_argument("--allow-noisy", action="store_true",
+                    help="run on a busy machine anyway (the table is marked NOISY)")
     ap.add_argument("--tsrnn-params", default="{}",
                     help="JSON of parameters changed from tsrnn's defaults (experiments)")
     args = ap.parse_args(argv)
 
+    # The fit-time column depends on the load (the accuracy does not).
+    noisy = check_quiet(allow_noisy=args.allow_noisy)
     TSRNN_OVERRIDES.update(json.loads(args.tsrnn_params))
     series = args.series.split(",")
     models = [mm for mm in args.models.split(",")
@@ -348,6 +352,9 @@ features. `fit s` is the median time of one fit and forecast. Seeds {args.seeds}
 is averaged over seeds and origins, and the geometric-mean rows also give each seed's
 figure (on series this short a network's accuracy moves with its seed).{changed}
 """
+    noisy = noisy or check_quiet(allow_noisy=True, after=True)
+    if noisy:
+        notes = noisy + "\n" + notes
     write_table(args.output, "Accuracy on the bundled series (rolling origin)",
                 ["series", "model", "MASE", "rel. MASE", "sMAPE %", "RMSE",
                  "coverage 80/95/q", "fit s"], table, notes)

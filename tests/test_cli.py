@@ -122,21 +122,24 @@ def test_python_dash_m_entry_point():
     assert r.returncode == 0 and r.stdout.startswith("tsrnn ")
 
 
-def test_fit_passes_loss_calendar_head_and_window_scaling(elec, capsys):
+def test_fit_passes_loss_calendar_head_window_scaling_and_combine(elec, capsys):
     from tsrnn import TSRNNRegressor
 
     d = elec
-    for flag, cycles, head, ws in (("none", [], "linear", ["--no-window-scaling"]),
-                                   ("day,week", ["day", "week"], "mlp", [])):
+    for flag, cycles, head, ws, combine in (
+            ("none", [], "linear", ["--no-window-scaling"], "none"),
+            ("day,week", ["day", "week"], "mlp", [], "smoothing")):
         rc, out, err = run(["fit", d / "elec.csv", "--target", "demand_gw", "--lookback", 12,
                             "--horizon", 2, "--hidden-size", 4, "--max-epochs", 1,
                             "--loss", "mse", "--calendar", flag, "--head", head, *ws,
-                            "-o", d / "c.tsrnn"], capsys)
+                            "--combine", combine, "-o", d / "c.tsrnn"], capsys)
         assert rc == 0, err
         m = TSRNNRegressor.load(d / "c.tsrnn")
         assert m.loss == "mse" and m.calendar_ == cycles
         assert m.head == head and m.net_.head == head
         assert m.window_scaling is (not ws) and m.route_.window_scaling is (not ws)
+        assert m.combine == (None if combine == "none" else combine)
+        assert (m.route_.smoothing is None) is (combine == "none")
 
 
 def test_standard_input_and_output_reports_on_stderr_quiet_and_json(tmp_path):

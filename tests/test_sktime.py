@@ -58,3 +58,14 @@ def test_forecasting_grid_search_tunes_on_pandas_data():
             TSRNNForecaster(max_epochs=30, hidden_size=16, random_state=0), cv=cv,
             param_grid={"lookback": [3, 24]}, backend=None).fit(y, fh=fh)
     assert gs.best_params_ == {"lookback": 24}  # a window that sees the season
+
+
+def test_combine_reaches_the_regressor():
+    from sktime.datasets import load_airline
+
+    y = load_airline()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f = TSRNNForecaster(lookback=24, max_epochs=2, combine=None, random_state=0)
+        f.fit(y, fh=[1, 2])
+    assert f.estimator_.combine is None and f.estimator_.route_.smoothing is None

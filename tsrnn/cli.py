@@ -132,6 +132,7 @@ def cmd_fit(a):
                   max_epochs=a.max_epochs, batch_size=a.batch_size,
                   learning_rate=a.learning_rate, loss=a.loss, calendar=a.calendar,
                   head=a.head, window_scaling=not a.no_window_scaling,
+                  combine=None if a.combine == "none" else a.combine,
                   random_state=a.random_state, freq=a.freq, verbose=int(a.progress))
     if a.quantiles:
         params["quantiles"] = a.quantiles
@@ -327,6 +328,9 @@ def build_parser():
     f.add_argument("--no-window-scaling", action="store_true",
                    help="see each window on the series' scale, not its own (for series "
                         "that revert to a level; see window_scaling)")
+    f.add_argument("--combine", choices=["auto", "smoothing", "none"], default="auto",
+                   help="average with per-series exponential smoothing: where the "
+                        "held-out windows say so (auto, default), always, or never")
     f.add_argument("--quantiles", type=_floats, help="e.g. 0.1,0.5,0.9")
     f.add_argument("--freq", help="frequency when it cannot be inferred (e.g. h, D, MS)")
     f.add_argument("--random-state", type=int, default=0)

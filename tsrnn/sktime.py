@@ -39,6 +39,9 @@ class TSRNNForecaster(BaseForecaster):
     loss : {"mae", "mse", "huber"}, default="mae"
     head : {"mlp", "linear"}, default="mlp"
     window_scaling : bool, default=True
+    combine : {"auto", "smoothing"} or None, default="auto"
+        Average with a per-series exponential smoothing forecast (see
+        :class:`tsrnn.TSRNNRegressor`).
     early_stopping : bool, default=True
     random_state : int or None, default=None
         The same ``random_state`` gives the same forecasts.
@@ -79,8 +82,8 @@ class TSRNNForecaster(BaseForecaster):
 
     def __init__(self, cell="lstm", hidden_size=32, num_layers=1, lookback=None,
                  max_epochs=200, learning_rate=3e-3, batch_size=32, loss="mae",
-                 head="mlp", window_scaling=True, early_stopping=True,
-                 random_state=None):
+                 head="mlp", window_scaling=True, combine="auto",
+                 early_stopping=True, random_state=None):
         self.cell = cell
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -91,6 +94,7 @@ class TSRNNForecaster(BaseForecaster):
         self.loss = loss
         self.head = head
         self.window_scaling = window_scaling
+        self.combine = combine
         self.early_stopping = early_stopping
         self.random_state = random_state
         super().__init__()
@@ -130,8 +134,8 @@ class TSRNNForecaster(BaseForecaster):
             lookback=lookback, horizon=horizon, max_epochs=self.max_epochs,
             learning_rate=self.learning_rate, batch_size=self.batch_size,
             loss=self.loss, head=self.head, window_scaling=self.window_scaling,
-            early_stopping=self.early_stopping, random_state=self.random_state,
-            calendar=None)
+            combine=self.combine, early_stopping=self.early_stopping,
+            random_state=self.random_state, calendar=None)
         self._train_frame = self._frame(y, X)
         self._y_index_names = y.index.names
         self.estimator_.fit(self._train_frame, target=self._y_cols,

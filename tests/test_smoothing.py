@@ -108,6 +108,9 @@ def test_a_combined_forecast_is_the_mean_of_the_network_and_the_smoothing(tmp_pa
     assert ((fc["y_pred_lo_80"] < fc["y_pred"]) & (fc["y_pred"] < fc["y_pred_hi_80"])).all()
     loaded = TSRNNRegressor.load(both.save(tmp_path / "m.tsrnn"))
     pd.testing.assert_frame_equal(loaded.predict(level=[80]), fc)
+    # combine is fitted: changed afterwards, it is refused, not ignored
+    with pytest.raises(ValueError, match=r"combine=None \(fitted with 'smoothing'\)"):
+        both.set_params(combine=None).predict()
 
 
 def test_in_sample_forecasts_and_backtests_combine_the_same_way():

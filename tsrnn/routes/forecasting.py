@@ -32,7 +32,8 @@ class PanelForecasting:
         """The parameters a forecast depends on are those the model was fitted with;
         a ValueError naming any that changed since (``set_params`` after ``fit``)."""
         fitted = {"lookback": self.lookback, "horizon": self.horizon,
-                  "strategy": self.strategy, "scaler": self.scaler}
+                  "strategy": self.strategy, "scaler": self.scaler,
+                  "combine": self.combine}
         changed = [f"{k}={params[k]!r} (fitted with {v!r})" for k, v in fitted.items()
                    if params[k] != v]
         if changed:

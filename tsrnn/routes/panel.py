@@ -267,8 +267,8 @@ class PanelRoute(PanelForecasting):
         windows starting at ``starts`` belong to (``params``: their loc, scale)."""
         series = D.series_of(indptr, starts)
         nt = self.n_targets
-        loc = np.stack([params[i][0][:nt] for i in series])[:, None, :]
-        scale = np.stack([params[i][1][:nt] for i in series])[:, None, :]
+        loc = np.stack([p[0][:nt] for p in params])[series, None, :]
+        scale = np.stack([p[1][:nt] for p in params])[series, None, :]
         return (smooth - loc) / scale
 
     # -------------------------------------------------------- conformal scores

@@ -114,7 +114,7 @@ def gather_windows(values, starts, lookback, horizon, n_targets, fut_cols):
     return x, y, f
 
 
-@njit(**JIT_OPTIONS)
+@njit(inline="always", **JIT_OPTIONS)
 def window_stats(x, n_targets, floor):
     """Mean and standard deviation (ddof 0, at least ``floor``) of each window's
     target channels, (B, 1, targets) each in ``x``'s dtype, from windows ``x``

@@ -115,13 +115,16 @@ def _ol_relu(x):
     return impl
 
 
-@njit(**JIT_OPTIONS)
+@njit(inline="always", **JIT_OPTIONS)
 def gate_scale_offset(H, n_blocks, tanh_block, dtype):
     """Per-column ``scale`` and ``offset`` of ``n_blocks`` gate blocks of width ``H``:
     0.5 and 0.5 (sigmoid) everywhere but block ``tanh_block``, which gets 1 and 0
-    (tanh)."""
-    scale = np.full(n_blocks * H, 0.5, dtype=dtype)
-    offset = np.full(n_blocks * H, 0.5, dtype=dtype)
-    scale[tanh_block * H : (tanh_block + 1) * H] = 1.0
-    offset[tanh_block * H : (tanh_block + 1) * H] = 0.0
+    (tanh). Plain loops: ``np.full`` and slice assignment each compile a
+    specialisation of their own on a cold start."""
+    scale = np.empty(n_blocks * H, dtype=dtype)
+    offset = np.empty(n_blocks * H, dtype=dtype)
+    for j in range(n_blocks * H):
+        sigmoid_col = j // H != tanh_block
+        scale[j] = 0.5 if sigmoid_col else 1.0
+        offset[j] = 0.5 if sigmoid_col else 0.0
     return scale, offset

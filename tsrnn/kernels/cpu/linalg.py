@@ -149,8 +149,8 @@ def rows_affine(a, w, bias):
     heads at inference: ``a`` (m, k), ``w`` (n, k) as ``nn.Linear`` keeps it."""
     w_t = np.ascontiguousarray(w.T)
     out = np.empty((a.shape[0], w.shape[0]), dtype=a.dtype)
+    fill_rows(out, bias)  # not out[i] = bias: see copy_rows
     for i in range(a.shape[0]):
-        out[i] = bias
         vecmat_acc(a[i], w_t, out[i])
     return out
 
@@ -201,7 +201,7 @@ def input_projection(x, w_ih, bias):
     return _projection_rows(x2, w_ih, bias, xp)
 
 
-@njit(**JIT_OPTIONS)
+@njit(inline="always", **JIT_OPTIONS)
 def input_projection_rows(x, w_ih, bias):
     """:func:`input_projection` row by row whatever the shapes: each row's result
     depends on that row alone, never on how many rows there are (inference)."""

@@ -214,9 +214,51 @@ def test_inference_keeps_no_cache(rng):
     assert cache is None
     out_t, _, cache_t = F.forward("lstm", x, params, training=True)
     assert cache_t is not None
-    np.testing.assert_array_equal(out, out_t)
+    # one layer at inference takes each row on its own: the same sums as training's
+    # whole-batch products, in another order
+    np.testing.assert_allclose(out, out_t, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="training=True"):
         F.backward(cache, out)
+
+
+@pytest.mark.parametrize("cell,nl", CELL_CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_single_layer_inference_path(cell, nl, dtype, rng):
+    """F.forward(training=False) of one unidirectional layer over full-length rows
+    runs the inference kernels: it agrees with the general path (which training and
+    ragged lengths take) and with the NumPy reference, its final state is its last
+    output, and each row's outputs are the same bits alone or in any batch, split
+    over threads or not."""
+    B, T, Fin, H = 70, 7, 2, 33  # 70 x 4 x 33 gate units: two shards on two threads
+    x = rng.standard_normal((B, T, Fin)).astype(dtype)
+    p = F.init_params(cell, Fin, H, dtype=dtype, seed=4)
+    state = random_state(cell, 1, B, H, rng, dtype)
+    out, st, cache = F.forward(cell, x, p, state=state, nonlinearity=nl)
+    assert cache is None
+    full = np.full(B, T)
+    full[0] = T - 1  # one short row: the general path
+    out_g, st_g, _ = F.forward(cell, x, p, state=state, nonlinearity=nl, lengths=full)
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(out[1:], out_g[1:], **tol)
+    for a, b in zip(_flat_state(st), _flat_state(st_g), strict=True):
+        np.testing.assert_allclose(a[:, 1:], b[:, 1:], **tol)
+    as64 = {k: v.astype(np.float64) for k, v in p.items()}
+    state64 = tuple(s.astype(np.float64) for s in _flat_state(state))
+    r_out, _ = forward_backward(cell, x.astype(np.float64), as64,
+                                state64 if cell == "lstm" else state64[0],
+                                nonlinearity=nl)
+    ref_tol = (dict(rtol=1e-4, atol=1e-5) if dtype == np.float32
+               else dict(rtol=1e-10, atol=1e-12))
+    np.testing.assert_allclose(out, r_out, **ref_tol)
+    h = st[0] if cell == "lstm" else st
+    np.testing.assert_array_equal(h[0], out[:, -1])
+    for rows in (slice(5, 6), slice(3, 40)):
+        sub_state = tuple(s[:, rows] for s in state) if cell == "lstm" else state[:, rows]
+        o, s_, _ = F.forward(cell, np.ascontiguousarray(x[rows]), p, state=sub_state,
+                             nonlinearity=nl)
+        np.testing.assert_array_equal(o, out[rows])
+        for a, b in zip(_flat_state(s_), _flat_state(st), strict=True):
+            np.testing.assert_array_equal(a, b[:, rows])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -239,11 +281,13 @@ def test_final_state_kernels_equal_the_full_forward(cell, nl, dtype, rng):
 
     def final(rows):
         x_r = np.ascontiguousarray(x_tm[:, rows])
+        none = np.empty((x_r.shape[1], 0, H), dtype)
         if cell == "lstm":
-            return cpu.lstm_final_state(x_r, *w, state[0][0][rows], state[1][0][rows])
+            return cpu.lstm_final_state(x_r, *w, state[0][0][rows], state[1][0][rows],
+                                        none)
         if cell == "gru":
-            return (cpu.gru_final_state(x_r, *w, state[0][rows]),)
-        return (cpu.rnn_final_state(x_r, *w, state[0][rows], nl == "relu"),)
+            return (cpu.gru_final_state(x_r, *w, state[0][rows], none),)
+        return (cpu.rnn_final_state(x_r, *w, state[0][rows], nl == "relu", none),)
 
     whole = final(slice(0, B))
     expected = (st[0][0], st[1][0]) if cell == "lstm" else (st[0],)
@@ -281,12 +325,13 @@ def test_one_row_matches_reference(cell, nonlin, H, rng):
     x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))
     w = (params["weight_ih_l0"], params["weight_hh_l0"], params["bias_ih_l0"],
          params["bias_hh_l0"])
+    none = np.empty((1, 0, H))
     if cell == "lstm":
-        h = cpu.lstm_final_state(x_tm, *w, state[0][0], state[1][0])[0]
+        h = cpu.lstm_final_state(x_tm, *w, state[0][0], state[1][0], none)[0]
     elif cell == "gru":
-        h = cpu.gru_final_state(x_tm, *w, state[0])
+        h = cpu.gru_final_state(x_tm, *w, state[0], none)
     else:
-        h = cpu.rnn_final_state(x_tm, *w, state[0], nonlin == "relu")
+        h = cpu.rnn_final_state(x_tm, *w, state[0], nonlin == "relu", none)
     np.testing.assert_allclose(h, st[0][0] if cell == "lstm" else st[0], **tol)
 
 
@@ -380,7 +425,8 @@ def test_lstm_at_hidden_256_matches_the_reference_both_product_forms(batch, rng,
         np.testing.assert_allclose(grads[k], r_grads[k], **tol, err_msg=k)
     w = [params[k] for k in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")]
     h0 = np.zeros((batch, 256))
-    h = cpu.lstm_final_state(np.ascontiguousarray(x.transpose(1, 0, 2)), *w, h0, h0)[0]
+    h = cpu.lstm_final_state(np.ascontiguousarray(x.transpose(1, 0, 2)), *w, h0, h0,
+                             np.empty((batch, 0, 256)))[0]
     np.testing.assert_allclose(h, st[0][0], **tol)
 
 

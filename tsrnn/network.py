@@ -15,9 +15,9 @@ from tsrnn.losses import loss_and_grad
 
 # Final state of one layer from time-major x, straight from the inference kernels.
 _FINAL_STATE = {
-    "lstm": lambda x_tm, w, h0, relu: _cpu.lstm_final_state(x_tm, *w, h0, h0)[0],
-    "gru": lambda x_tm, w, h0, relu: _cpu.gru_final_state(x_tm, *w, h0),
-    "rnn": lambda x_tm, w, h0, relu: _cpu.rnn_final_state(x_tm, *w, h0, relu),
+    "lstm": lambda x_tm, w, h0, relu, out: _cpu.lstm_final_state(x_tm, *w, h0, h0, out)[0],
+    "gru": lambda x_tm, w, h0, relu, out: _cpu.gru_final_state(x_tm, *w, h0, out),
+    "rnn": lambda x_tm, w, h0, relu, out: _cpu.rnn_final_state(x_tm, *w, h0, relu, out),
 }
 
 
@@ -174,7 +174,8 @@ class RecurrentNet:
     def _final_state_rows(self, x, w):
         x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))
         h0 = np.zeros((x.shape[0], self.hidden_size), dtype=x.dtype)
-        return _FINAL_STATE[self.cell](x_tm, w, h0, self.nonlinearity == "relu")
+        no_steps = np.empty((x.shape[0], 0, self.hidden_size), dtype=x.dtype)
+        return _FINAL_STATE[self.cell](x_tm, w, h0, self.nonlinearity == "relu", no_steps)
 
     def head_forward(self, feats, fut):
         """The head on the final state(s) ``feats`` and the known future inputs

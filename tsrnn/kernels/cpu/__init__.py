@@ -5,8 +5,10 @@ Every cell module exposes the same two functions:
 ``<cell>_forward(x, w_ih, w_hh, b_ih, b_hh, h0, [c0,] lengths, keep, ...)``
 ``<cell>_backward(x, w_ih, w_hh, lengths, <cache arrays>, dout, dh_n, [dc_n])``
 
-and, for inference of a single layer over equal-length rows,
-``<cell>_final_state(x, w_ih, w_hh, b_ih, b_hh, h0, [c0 | use_relu])``.
+and, for inference of a single layer over equal-length rows, row by row,
+``<cell>_final_state(x, w_ih, w_hh, b_ih, b_hh, h0, [c0 | use_relu], out)``: the
+final state, and every step's output in ``out`` (batch, time, hidden) when it has the
+time steps (an empty (batch, 0, hidden) for the final state alone).
 
 The forward pass runs one direction of one layer over all time steps; reverse
 directions are run by reversing each sequence within its length first

@@ -16,6 +16,7 @@ from tsrnn.kernels.cpu.linalg import (
     accumulate_col_sum,
     accumulate_step_grads,
     col_sum,
+    copy_row,
     copy_rows,
     fill_rows,
     gate_views,
@@ -192,12 +193,13 @@ def gru_backward(x, w_ih, w_hh, lengths, hs, gates, hn_all, dout, dh_n):
 
 
 @njit(**JIT_OPTIONS)
-def gru_final_state(x, w_ih, w_hh, b_ih, b_hh, h0):
+def gru_final_state(x, w_ih, w_hh, b_ih, b_hh, h0, out):
     """Inference only: the final ``h`` of one direction of one layer over
-    equal-length rows (see :func:`tsrnn.kernels.cpu.lstm.lstm_final_state`), row by
-    row."""
+    equal-length rows, and every step's in ``out`` when it has the time steps (see
+    :func:`tsrnn.kernels.cpu.lstm.lstm_final_state`), row by row."""
     T, B, _ = x.shape
     H = w_hh.shape[1]
+    write = out.shape[1] == T
     G = 3 * H
     xp = input_projection_rows(x, w_ih, b_ih)
     w_hh_t = np.ascontiguousarray(w_hh.T)
@@ -217,4 +219,6 @@ def gru_final_state(x, w_ih, w_hh, b_ih, b_hh, h0):
                 n = tanh(gn[j] + gr[j] * phn[j])
                 z = gz[j]
                 h_b[j] = (1 - z) * n + z * h_b[j]
+            if write:
+                copy_row(out[b, s], h_b)
     return h

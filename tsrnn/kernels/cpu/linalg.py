@@ -122,6 +122,14 @@ def copy_rows(dst, src):
 
 
 @njit(inline="always", **JIT_OPTIONS)
+def copy_row(dst, src):
+    """``dst[:] = src`` for 1-D arrays of one length, as a plain loop (see
+    :func:`copy_rows`)."""
+    for j in range(dst.shape[0]):
+        dst[j] = src[j]
+
+
+@njit(inline="always", **JIT_OPTIONS)
 def min_length(lengths):
     """``lengths.min()`` as a loop (numba's ``min`` compiled for 0.7 s on a cold
     start, for one line)."""

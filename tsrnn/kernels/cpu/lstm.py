@@ -12,6 +12,7 @@ from tsrnn._config import JIT_OPTIONS
 from tsrnn.kernels.activations import gate_scale_offset, tanh
 from tsrnn.kernels.cpu.linalg import (
     accumulate_step_grads,
+    copy_row,
     copy_rows,
     gate_views,
     input_grad,
@@ -207,17 +208,22 @@ def lstm_backward(x, w_ih, w_hh, lengths, hs, cs, gates, tanh_c, dout, dh_n, dc_
 
 
 @njit(**JIT_OPTIONS)
-def lstm_final_state(x, w_ih, w_hh, b_ih, b_hh, h0, c0):
+def lstm_final_state(x, w_ih, w_hh, b_ih, b_hh, h0, c0, out):
     """Inference only: the final ``(h, c)`` of one direction of one layer over
-    equal-length rows, without the per-step outputs and states that
-    :func:`lstm_forward` stores. This is the whole recurrent work of a
-    single-layer forecaster's ``predict`` (the head reads only the final state).
+    equal-length rows, without the states and gates that :func:`lstm_forward`
+    stores for the backward pass. This is the whole recurrent work of a
+    single-layer forecaster's ``predict`` (the head reads only the final state),
+    and of ``F.forward(training=False)`` for one layer, which also wants every
+    step's output: ``out`` is (batch, time, hidden), batch-first as F.forward
+    returns it, and is written when it has the time steps; pass (batch, 0, hidden)
+    for the final state alone.
     Row by row (:func:`rows_matmul_acc`): a row's result never depends on the other
     rows of the batch.
     """
     T, B, _ = x.shape
     H = w_hh.shape[1]
     G = 4 * H
+    write = out.shape[1] == T
     xp = input_projection_rows(x, w_ih, b_ih + b_hh)
     scale, offset = gate_scale_offset(H, 4, 2, x.dtype)
     w_hh_t = np.ascontiguousarray(w_hh.T)
@@ -236,4 +242,6 @@ def lstm_final_state(x, w_ih, w_hh, b_ih, b_hh, h0, c0):
                 cj = gf[j] * c_b[j] + gi[j] * gg[j]
                 c_b[j] = cj
                 h_b[j] = go[j] * tanh(cj)
+            if write:
+                copy_row(out[b, s], h_b)
     return h, c

@@ -8,6 +8,7 @@ from numba import njit
 from tsrnn._config import JIT_OPTIONS
 from tsrnn.kernels.activations import relu, tanh
 from tsrnn.kernels.cpu.linalg import (
+    copy_row,
     copy_rows,
     input_grad,
     input_projection,
@@ -120,12 +121,13 @@ def rnn_backward(x, w_ih, w_hh, lengths, hs, dout, dh_n, use_relu):
 
 
 @njit(**JIT_OPTIONS)
-def rnn_final_state(x, w_ih, w_hh, b_ih, b_hh, h0, use_relu):
+def rnn_final_state(x, w_ih, w_hh, b_ih, b_hh, h0, use_relu, out):
     """Inference only: the final ``h`` of one direction of one layer over
-    equal-length rows (see :func:`tsrnn.kernels.cpu.lstm.lstm_final_state`), row by
-    row."""
+    equal-length rows, and every step's in ``out`` when it has the time steps (see
+    :func:`tsrnn.kernels.cpu.lstm.lstm_final_state`), row by row."""
     T, B, _ = x.shape
     H = w_hh.shape[1]
+    write = out.shape[1] == T
     xp = input_projection_rows(x, w_ih, b_ih + b_hh)
     w_hh_t = np.ascontiguousarray(w_hh.T)
     h = h0.copy()
@@ -140,4 +142,6 @@ def rnn_final_state(x, w_ih, w_hh, b_ih, b_hh, h0, use_relu):
             else:
                 for j in range(H):
                     h_b[j] = tanh(p_b[j])
+            if write:
+                copy_row(out[b, s], h_b)
     return h

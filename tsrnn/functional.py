@@ -464,11 +464,9 @@ def forward(
         Dropout on the outputs of every layer but the last, when ``training``.
     training : bool
         Keep what :func:`backward` needs and apply dropout. With False the returned
-        cache is None and only one step of scratch space is allocated; one
-        unidirectional CPU layer over full-length rows then runs the inference
-        kernels, which take each row on its own: a row's outputs are the same bits
-        whatever else is in the batch (and may differ from ``training=True``'s in
-        the last bits).
+        cache is None and only one step of scratch space is allocated; a batch of
+        one row through one unidirectional CPU layer then runs the inference kernel
+        (its outputs may differ from ``training=True``'s in the last bits).
     device : {"cpu", "cuda", "auto"}
     seed : int, numpy Generator or None
         Randomness of the dropout masks.
@@ -511,9 +509,9 @@ def forward(
     states = _check_state(cell, state, num_layers * dirs, B, H, dtype)
     use_relu = nonlinearity == "relu"
     keep = bool(training)
-    if not keep and device == "cpu" and num_layers == 1 and dirs == 1 and (
-            checked is None or checked.min() == T):
-        return _inference_forward(cell, x, p, states, use_relu)
+    if B == 1 and not keep and device == "cpu" and num_layers == 1 and dirs == 1 and (
+            checked is None or checked[0] == T):
+        return _inference_one_row(cell, x, p, states, use_relu)
     lengths = _check_lengths(None, B, T) if checked is None else checked
     rng = _as_rng(seed) if (training and dropout > 0 and num_layers > 1) else None
 
@@ -564,49 +562,26 @@ def forward(
     return out, final, cache
 
 
-def _inference_forward(cell, x, p, states, use_relu):
+def _inference_one_row(cell, x, p, states, use_relu):
     """:func:`forward` with ``training=False`` of one unidirectional CPU layer over
-    full-length rows: the inference kernels (``<cell>_final_state``), which keep no
-    per-step states or gates and write the outputs batch-first, so nothing is
-    transposed back. Each row is computed on its own, as in the estimator's
-    ``predict``: a row's result is the same bits whatever the other rows of the
-    batch (it may differ from ``training=True`` in the last bits, whose products
-    run over the whole batch)."""
-    B, T, _ = x.shape
+    one full-length row (the latency path of online forecasting): the inference
+    kernel (``<cell>_final_state``), which keeps no per-step states or gates and
+    writes the outputs batch-first, so nothing is transposed back. Larger batches
+    take the training kernels, whose whole-batch products are faster there."""
+    _, T, F = x.shape
     H = p["weight_hh_l0"].shape[1]
     w = (p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"], p["bias_hh_l0"])
-    lstm = cell == "lstm"
-    out = np.empty((B, T, H), dtype=x.dtype)
-    shards = parallel.batch_shards(B, CELLS[cell] * H)
-    if len(shards) == 1:  # the batch-1 latency path: no thread hand-off, no copies
-        h, c = _inference_rows(cell, x, w, states[0][0], states[1][0] if lstm else None,
-                               use_relu, out)
-        return out, ((h[None], c[None]) if lstm else h[None]), None
-    h_n = np.empty((1, B, H), dtype=x.dtype)
-    c_n = np.empty_like(h_n) if lstm else None
-
-    def run_rows(rows):
-        h_n[0, rows], c = _inference_rows(cell, x[rows], w, states[0][0, rows],
-                                          states[1][0, rows] if lstm else None,
-                                          use_relu, out[rows])
-        if lstm:
-            c_n[0, rows] = c
-
-    parallel.map_shards(run_rows, shards)
-    return out, ((h_n, c_n) if lstm else h_n), None
-
-
-def _inference_rows(cell, x, w, h0, c0, use_relu, out):
-    """The inference kernel of ``cell`` over batch-first rows ``x``, writing ``out``:
-    the final ``(h, c)`` (``c`` None but for "lstm")."""
-    B, T, F = x.shape
-    # time-major; one row is already, as a view
-    x_tm = np.ascontiguousarray(x.reshape(T, 1, F) if B == 1 else x.transpose(1, 0, 2))
+    out = np.empty((1, T, H), dtype=x.dtype)
+    x_tm = np.ascontiguousarray(x.reshape(T, 1, F))  # one row is time-major already
+    h0 = states[0][0]
     if cell == "lstm":
-        return _cpu.lstm_final_state(x_tm, *w, h0, c0, out)
+        h, c = _cpu.lstm_final_state(x_tm, *w, h0, states[1][0], out)
+        return out, (h[None], c[None]), None
     if cell == "gru":
-        return _cpu.gru_final_state(x_tm, *w, h0, out), None
-    return _cpu.rnn_final_state(x_tm, *w, h0, use_relu, out), None
+        h = _cpu.gru_final_state(x_tm, *w, h0, out)
+    else:
+        h = _cpu.rnn_final_state(x_tm, *w, h0, use_relu, out)
+    return out, h[None], None
 
 
 def _backward_stack(K, cell, p, layers, lengths, d_layer_out, dstates, num_layers, dirs,

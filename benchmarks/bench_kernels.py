@@ -68,6 +68,43 @@ class TsrnnModel:
         return self.net.forward(x, None)[0]
 
 
+class FunctionalModel:
+    """The same training through the public functional API, as a user building their
+    own model writes it: ``F.forward(training=True)``, the linear head and the MSE
+    in NumPy, ``F.backward(consume=True)``, tsrnn's Adam."""
+
+    def __init__(self, cell, H, seed=0):
+        from tsrnn import functional as F
+
+        self.F, self.cell = F, cell
+        self.params = F.init_params(cell, 1, H, seed=seed)
+        self.keys = list(self.params)
+        rng = np.random.default_rng(seed)
+        bound = 1 / np.sqrt(H)  # nn.Linear's default initialisation
+        self.params["head_w"] = rng.uniform(-bound, bound, (H, 1)).astype(np.float32)
+        self.params["head_b"] = rng.uniform(-bound, bound, 1).astype(np.float32)
+        self.opt = Adam(1e-3)
+
+    def train_epoch(self, X, Y, B, rng):
+        F, p = self.F, self.params
+        rnn = {k: p[k] for k in self.keys}
+        order = rng.permutation(len(X))
+        for lo in range(0, len(X), B):
+            idx = order[lo : lo + B]
+            out, _, cache = F.forward(self.cell, X[idx], rnn, training=True)
+            h = out[:, -1]
+            d = (2.0 / len(idx)) * (h @ p["head_w"] + p["head_b"] - Y[idx])
+            dout = np.zeros_like(out)
+            dout[:, -1] = d @ p["head_w"].T
+            grads, _, _ = F.backward(cache, dout, consume=True)
+            grads["head_w"], grads["head_b"] = h.T @ d, d.sum(axis=0)
+            self.opt.step(p, grads)
+
+    def predict1(self, x):
+        out, _, _ = self.F.forward(self.cell, x, {k: self.params[k] for k in self.keys})
+        return out[:, -1] @ self.params["head_w"] + self.params["head_b"]
+
+
 class TorchModel:
     def __init__(self, cell, H, seed=0, device="cpu"):
         import torch
@@ -172,8 +209,9 @@ def main(argv=None):
     for cell in args.cells.split(","):
         for H in map(int, args.hidden.split(",")):
             for B in map(int, args.batch.split(",")):
-                ts = TsrnnModel(cell, H)
-                fns = [lambda: ts.train_epoch(X, Y, B, np.random.default_rng(0))]
+                ts, fm = TsrnnModel(cell, H), FunctionalModel(cell, H)
+                fns = [lambda: ts.train_epoch(X, Y, B, np.random.default_rng(0)),
+                       lambda: fm.train_epoch(X, Y, B, np.random.default_rng(0))]
                 if torch_ok:
                     tm, t1 = TorchModel(cell, H), TorchModel(cell, H)
 
@@ -186,18 +224,21 @@ def main(argv=None):
 
                     fns.append(lambda: torch_epoch(tm, threads))
                     fns.append(lambda: torch_epoch(t1, 1))
-                t_ts, t_pt, t_p1 = (interleaved_median_times(fns, repeat=args.repeat)
-                                    + [float("nan")] * 2)[:3]
-                rows.append([cell, H, B, f"{t_ts:.3f}", f"{t_pt:.3f}",
-                             f"{t_pt / t_ts:.2f}x", f"{t_p1:.3f}", f"{t_p1 / t_ts:.2f}x"])
+                t_ts, t_f, t_pt, t_p1 = (interleaved_median_times(fns, repeat=args.repeat)
+                                         + [float("nan")] * 2)[:4]
+                rows.append([cell, H, B, f"{t_ts:.3f}", f"{t_f:.3f}", f"{t_pt:.3f}",
+                             f"{t_pt / t_ts:.2f}x", f"{t_pt / t_f:.2f}x", f"{t_p1:.3f}",
+                             f"{t_p1 / t_ts:.2f}x"])
                 print(rows[-1], file=sys.stderr, flush=True)
     lat_rows = []
     x1 = X[:1]
     for cell in args.cells.split(","):
         for H in map(int, args.hidden.split(",")):
             l_ts = latency_us(TsrnnModel(cell, H), x1)
+            l_f = latency_us(FunctionalModel(cell, H), x1)
             l_pt = latency_us(TorchModel(cell, H), x1) if torch_ok else float("nan")
-            lat_rows.append([cell, H, f"{l_ts:.1f}", f"{l_pt:.1f}", f"{l_pt / l_ts:.1f}x"])
+            lat_rows.append([cell, H, f"{l_ts:.1f}", f"{l_f:.1f}", f"{l_pt:.1f}",
+                             f"{l_pt / l_ts:.1f}x", f"{l_pt / l_f:.1f}x"])
             print(lat_rows[-1], file=sys.stderr, flush=True)
 
     cold = ""
@@ -222,29 +263,40 @@ def main(argv=None):
              + f"Command: `{cmd.strip()}`  \nMachine: {machine_line()}; torch {torch_version} "
              f"(default threads {torch.get_num_threads() if torch_ok else '-'}).  \n"
              "One epoch = N=10000 series, T=50, input 1, one layer + linear head, MSE, "
-             "Adam, float32. Seconds are medians of "
-             f"{args.repeat} epochs after one warm-up, tsrnn's and PyTorch's epochs "
-             "taken in turns; ratio = PyTorch / tsrnn "
+             "Adam, float32. tsrnn: the estimator's network (`tsrnn.network`); F API: "
+             "the same training written with the public functional API "
+             "(`F.forward(training=True)`, head and loss in NumPy, `F.backward`). "
+             f"Seconds are medians of {args.repeat} epochs after one warm-up, all "
+             "contenders' epochs taken in turns; ratio = PyTorch / tsrnn "
              "(> 1: tsrnn faster), PyTorch at its default threads and at one thread."
              + cold)
-    header = ["cell", "hidden", "batch", "tsrnn s/epoch", "PyTorch s/epoch",
-              "PyTorch/tsrnn", "PyTorch 1 thread s/epoch", "PyTorch 1 thread/tsrnn"]
+    header = ["cell", "hidden", "batch", "tsrnn s/epoch", "tsrnn F API s/epoch",
+              "PyTorch s/epoch", "PyTorch/tsrnn", "PyTorch/F API",
+              "PyTorch 1 thread s/epoch", "PyTorch 1 thread/tsrnn"]
     write_table(args.out, "Training epoch, tsrnn vs PyTorch (CPU)", header, rows, notes)
     lat_path = args.out.replace(".md", "_latency.md")
     write_table(lat_path, "Batch-1 inference latency (50 steps), tsrnn vs PyTorch",
-                ["cell", "hidden", "tsrnn us", "PyTorch us", "PyTorch/tsrnn"], lat_rows,
+                ["cell", "hidden", "tsrnn us", "tsrnn F.forward us", "PyTorch us",
+                 "PyTorch/tsrnn", "PyTorch/F.forward"], lat_rows,
                 f"Command: `{cmd.strip()}`  \nMachine: {machine_line()}. Median over 5 "
-                "blocks of 400 calls; forward of one 50-step sequence + head.")
+                "blocks of 400 calls; forward of one 50-step sequence + head (tsrnn: "
+                "the estimator's network; F.forward: the functional API, head in "
+                "NumPy).")
 
 
 def cold_table(noisy, argv):
     """Cold and warm starts of each job, twice each with a fresh empty cache, to
     ``cold_start.md``."""
     rows = []
+    model_dir = tempfile.mkdtemp(prefix="tsrnn-model-")
+    model = os.path.join(model_dir, "air.tsrnn")
+    cold_start(model_dir, _FIRST_FIT.replace(".predict()", f".save({model!r})"))
+    load_job = f"from tsrnn import TSRNNRegressor; TSRNNRegressor.load({model!r}).predict()"
     for name, job in (("import tsrnn + first LSTM forward", _FIRST_FORWARD),
                       ("first default fit (air_passengers, 5 epochs) + predict",
                        _FIRST_FIT),
-                      ("the same with combine=None", _FIRST_FIT_NETWORK)):
+                      ("the same with combine=None", _FIRST_FIT_NETWORK),
+                      ("load that fitted model from its file + predict", load_job)):
         empty, warm = [], []
         for _ in range(2):
             tmp = tempfile.mkdtemp(prefix="tsrnn-cold-")
@@ -256,6 +308,7 @@ def cold_table(noisy, argv):
         rows.append([name, " / ".join(f"{t:.1f}" for t in empty),
                      " / ".join(f"{t:.2f}" for t in warm)])
         print(rows[-1], file=sys.stderr, flush=True)
+    shutil.rmtree(model_dir, ignore_errors=True)
     after = check_quiet(allow_noisy=True, after=True)
     noisy = noisy or (after and after.replace("NOISY**: taken on", "NOISY**: after"))
     cmd = "python benchmarks/bench_kernels.py " + " ".join(argv or sys.argv[1:])

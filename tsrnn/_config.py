@@ -21,6 +21,10 @@ Environment variables (read once at import):
 ``TSRNN_CUDA_THREADS``
     Threads per block of the CUDA kernels (tests patch this small so that tiny inputs
     run on several blocks).
+``TSRNN_COMPILE_HELPER``
+    ``0`` keeps a first fit with an empty kernel cache from compiling its backward
+    and inference kernels in a helper process (see :mod:`tsrnn.compile_helper`,
+    which reads it).
 ``TSRNN_KEEP_FREED_MEMORY``
     ``0`` leaves glibc's allocator as it is (see :func:`keep_freed_memory`).
 """

@@ -19,6 +19,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
+from tsrnn import compile_helper
 from tsrnn.backend import resolve_device
 from tsrnn.fitting import train
 from tsrnn.intervals import check_levels
@@ -316,6 +317,8 @@ class TSRNNRegressor(RegressorMixin, BaseEstimator):
         return check_quantiles(self.quantiles, self.strategy)
 
     def _fit(self, X, y, target, future_exog, quantiles, incremental):
+        if resolve_device(self.device) == "cpu":  # a cold cache: compile on two cores
+            compile_helper.start(self.cell)
         previous = self.route_ if (incremental and hasattr(self, "net_")) else None
         if isinstance(X, (pd.Series, pd.DataFrame)) and y is None:
             route = PanelRoute(lookback=self.lookback, horizon=self.horizon,

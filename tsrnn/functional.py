@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from tsrnn import parallel
+from tsrnn import compile_helper, parallel
 from tsrnn._config import keep_freed_memory
 from tsrnn.backend import resolve_device
 from tsrnn.kernels import cpu as _cpu
@@ -345,6 +345,7 @@ def backward_layer(cell: str, x_tm: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarr
     as for :func:`run_layer`."""
     if check:
         _check_backward_layer(cell, x_tm, w_ih, w_hh, lengths, kernel_cache, dout, dh, dc)
+    compile_helper.wait()  # a cold fit's helper compiles the backward kernels
     return _BACKWARD_LAYER[cell](kernels, x_tm, w_ih, w_hh, lengths, kernel_cache, dout,
                                  dh, dc, use_relu, consume)
 

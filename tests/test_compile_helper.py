@@ -1,0 +1,132 @@
+"""The helper process that compiles a cold fit's backward and inference kernels."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tsrnn import compile_helper, parallel
+
+# The kernels the helper compiles, by module and name.
+HELPER_KERNELS = {
+    "tsrnn.kernels.cpu": ["{cell}_backward", "{cell}_final_state", "relu_backward",
+                          "sum_squares", "rows_affine"],
+    "tsrnn.optim": ["_adam_update", "_average_update"],
+}
+
+_CHECK = """
+import json, warnings
+import numpy as np, pandas as pd
+import importlib
+from tsrnn import TSRNNRegressor
+from tsrnn.compile_helper import compile_kernels
+kernels = json.loads({kernels!r})
+cells = ["lstm", "gru", "rnn"]
+y = pd.Series(np.sin(np.arange(60) / 3) + 2.0,
+              index=pd.date_range("2000-01-01", periods=60, freq="D"))
+found = {{}}
+for cell in cells:
+    compile_kernels(cell)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        TSRNNRegressor(cell=cell, hidden_size=4, lookback=6, horizon=2, max_epochs=2,
+                       random_state=0).fit(y).predict(level=[80])
+    for module, names in kernels.items():
+        mod = importlib.import_module(module)
+        for name in names:
+            name = name.format(cell=cell)
+            found[name] = [str(s) for s in getattr(mod, name).signatures]
+print(json.dumps(found))
+"""
+
+
+def test_helper_compiles_the_signatures_a_fit_uses(tmp_path):
+    """compile_kernels calls the kernels with the argument types a fit passes: after
+    it, a whole fit and forecast of each cell add no second specialisation of any of
+    them (a type that differed would be compiled again, in the fit)."""
+    code = _CHECK.format(kernels=json.dumps(HELPER_KERNELS))
+    env = dict(os.environ, TSRNN_COMPILE_HELPER="0")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, check=True, timeout=600)
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert len(found) == 3 * 2 + 3 + 2  # per cell two, shared five
+    for name, signatures in found.items():
+        assert len(signatures) == 1, (name, signatures)
+        assert "float32" in signatures[0], (name, signatures)
+
+
+def test_enabled_follows_environment_and_threads(monkeypatch):
+    monkeypatch.setattr(parallel, "_num_threads", 2)
+    monkeypatch.setenv("TSRNN_COMPILE_HELPER", "1")
+    monkeypatch.setitem(compile_helper.JIT_OPTIONS, "cache", True)
+    assert compile_helper.enabled()
+    monkeypatch.setenv("TSRNN_COMPILE_HELPER", "0")
+    assert not compile_helper.enabled()
+    monkeypatch.setenv("TSRNN_COMPILE_HELPER", "1")
+    monkeypatch.setattr(parallel, "_num_threads", 1)  # e.g. a joblib worker
+    assert not compile_helper.enabled()
+    monkeypatch.setattr(parallel, "_num_threads", 2)
+    monkeypatch.setitem(compile_helper.JIT_OPTIONS, "cache", False)  # no disk cache
+    assert not compile_helper.enabled()
+
+
+class _FakePopen:
+    started: list = []
+
+    def __init__(self, cmd, **kwargs):
+        self.cmd = cmd
+        self.waited = False
+        _FakePopen.started.append(self)
+
+    def wait(self, timeout=None):
+        self.waited = True
+        return 0
+
+
+@pytest.fixture
+def fake_helper(monkeypatch):
+    _FakePopen.started = []
+    monkeypatch.setattr(compile_helper.subprocess, "Popen", _FakePopen)
+    monkeypatch.setattr(compile_helper, "enabled", lambda: True)
+    monkeypatch.setattr(compile_helper, "_helper", None)
+    return _FakePopen.started
+
+
+def test_start_only_when_the_kernel_is_not_cached(fake_helper, monkeypatch):
+    monkeypatch.setattr(compile_helper, "_cached", lambda cell: True)
+    assert not compile_helper.start("lstm")
+    assert fake_helper == []
+    monkeypatch.setattr(compile_helper, "_cached", lambda cell: False)
+    assert compile_helper.start("gru")
+    assert compile_helper.start("gru")  # one helper at a time
+    assert len(fake_helper) == 1
+    assert "compile_kernels('gru')" in fake_helper[0].cmd[-1]
+    compile_helper.wait()
+    assert fake_helper[0].waited and compile_helper._helper is None
+    compile_helper.wait()  # nothing left to wait for
+
+
+def test_a_forked_child_does_not_wait_for_its_parents_helper(fake_helper, monkeypatch):
+    monkeypatch.setattr(compile_helper, "_cached", lambda cell: False)
+    assert compile_helper.start("lstm")
+    monkeypatch.setattr(compile_helper, "_owner_pid", os.getpid() + 1)
+    compile_helper.wait()
+    assert not fake_helper[0].waited and compile_helper._helper is None
+
+
+def test_the_cache_check_sees_a_cached_kernel():
+    """After a backward pass in this process (the test session's cache holds it),
+    the check finds the kernel; it reads numba's index, which an edited source
+    empties."""
+    import numpy as np
+
+    from tsrnn import functional as F
+
+    if not compile_helper.JIT_OPTIONS["cache"]:
+        pytest.skip("no disk cache here")
+    p = F.init_params("rnn", 1, 3)
+    out, _, cache = F.forward("rnn", np.zeros((2, 3, 1), np.float32), p, training=True)
+    F.backward(cache, np.ones_like(out))
+    assert compile_helper._cached("rnn")

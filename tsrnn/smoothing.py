@@ -273,7 +273,7 @@ class Smoothing:
         self.multiply, self.state, self.length = multiply, state, length
 
     @classmethod
-    def fit(cls, blocks, n_targets: int, season: int) -> "Smoothing":
+    def fit(cls, blocks, n_targets: int, season: int) -> Smoothing:
         """Fit each series of ``blocks`` (a list of (rows, channels) arrays in
         original units; the first ``n_targets`` columns are modelled) from its last
         stretch of finite values."""

@@ -53,8 +53,8 @@ from tsrnn._config import MAX_LAYERS
 from tsrnn.data.codec import object_array, plain, unplain
 from tsrnn.model_file import ModelFileError, read_model_file
 from tsrnn.network import RecurrentNet
-from tsrnn.smoothing import Smoothing
 from tsrnn.routes import ArrayRoute, PanelRoute
+from tsrnn.smoothing import Smoothing
 
 
 @dataclass

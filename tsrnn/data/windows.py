@@ -163,9 +163,20 @@ def network_windows(x, n_targets, steps, season, scale_floor, window_scaling):
             for c in range(n_targets):
                 base[b, h, c] = x[b, src, c]
     if not window_scaling:
-        return x, base, np.ones((B, 1, n_targets), dtype=x.dtype)
+        unit = np.empty((B, 1, n_targets), dtype=x.dtype)  # not np.ones: see below
+        for b in range(B):
+            for c in range(n_targets):
+                unit[b, 0, c] = 1
+        return x, base, unit
     loc, scale = window_stats(x, n_targets, scale_floor)
-    xin = x.copy()
+    # Plain loops rather than np.ones and x.copy(): each would compile a
+    # specialisation of its own on a cold start.
+    xin = np.empty_like(x)
+    for b in range(B):
+        xb, xinb = x[b], xin[b]
+        for t in range(L):
+            for c in range(x.shape[2]):
+                xinb[t, c] = xb[t, c]
     for b in range(B):
         for c in range(n_targets):
             m, s = loc[b, 0, c], scale[b, 0, c]

@@ -33,6 +33,7 @@ from _common import (  # noqa: E402
 )
 
 from tsrnn import parallel  # noqa: E402
+from tsrnn._config import keep_freed_memory  # noqa: E402
 from tsrnn.network import RecurrentNet  # noqa: E402
 from tsrnn.optim import Adam  # noqa: E402
 
@@ -55,6 +56,7 @@ class TsrnnModel:
         self.net = RecurrentNet(cell, 1, H, num_layers=1, bidirectional=False, dropout=0.0,
                                 n_out=1, n_future=0, rng=np.random.default_rng(seed))
         self.opt = Adam(1e-3)
+        keep_freed_memory()  # as the estimator's training loop and F.forward do
 
     def train_epoch(self, X, Y, B, rng):
         order = rng.permutation(len(X))

@@ -29,7 +29,6 @@ from tsrnn.kernels.cpu.linalg import (
     streamed_grad_buffers,
     streams_weight_grads,
     sum_outer,
-    transpose_copy,
 )
 
 
@@ -138,7 +137,7 @@ def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, keep):
     dt = x.dtype
     # Input-side pre-activations for every step; overwritten in place by r, z, n.
     gates = input_projection(x, w_ih, b_ih)
-    w_hh_t = transpose_copy(w_hh)
+    w_hh_t = np.ascontiguousarray(w_hh.T)
     hn_all = np.empty((T if keep else 1, B, H), dtype=dt)
     hs = np.empty((T + 1, B, H), dtype=dt)
     out = np.zeros((T, B, H), dtype=dt)
@@ -187,7 +186,7 @@ def gru_backward(x, w_ih, w_hh, lengths, hs, gates, hn_all, dout, dh_n):
             accumulate_col_sum(dhh, db_hh)
         dh, dh_prev = dh_prev, dh
     if stream:
-        return (dx, transpose_copy(dw_ih_t), transpose_copy(dw_hh_t),
+        return (dx, np.ascontiguousarray(dw_ih_t.T), np.ascontiguousarray(dw_hh_t.T),
                 db_ih, db_hh, dh)
     return (input_grad(dgi, w_ih), sum_outer(dgi, x), sum_outer(dgh, hs), col_sum(dgi),
             col_sum(dgh), dh)
@@ -203,7 +202,7 @@ def gru_final_state(x, w_ih, w_hh, b_ih, b_hh, h0, out):
     write = out.shape[1] == T
     G = 3 * H
     xp = input_projection_rows(x, w_ih, b_ih)
-    w_hh_t = transpose_copy(w_hh)
+    w_hh_t = np.ascontiguousarray(w_hh.T)
     h = h0.copy()
     ph = np.empty((B, G), dtype=x.dtype)
     for s in range(T):

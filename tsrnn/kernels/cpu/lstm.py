@@ -23,7 +23,6 @@ from tsrnn.kernels.cpu.linalg import (
     step_product,
     streamed_grad_buffers,
     streams_weight_grads,
-    transpose_copy,
     vector_sum,
     weight_grads,
     wide_product_transposed,
@@ -127,7 +126,7 @@ def lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, keep):
     # then overwrites them with the activated gates, so no second (T, B, 4H) array.
     gates = input_projection(x, w_ih, vector_sum(b_ih, b_hh))
     scale, offset = gate_scale_offset(H, 4, 2, dt)
-    w_hh_t = transpose_copy(w_hh)
+    w_hh_t = np.ascontiguousarray(w_hh.T)
     tanh_c = np.empty((T if keep else 1, B, H), dtype=dt)
     hs = np.empty((T + 1, B, H), dtype=dt)
     cs = np.empty((T + 1, B, H), dtype=dt)
@@ -194,7 +193,7 @@ def lstm_backward(x, w_ih, w_hh, lengths, hs, cs, gates, tanh_c, dout, dh_n, dc_
     dh_prev = np.empty((B, H), dtype=dt)
     min_len = min_length(lengths)
     transposed = wide_product_transposed(B, H)
-    w_hh_t = transpose_copy(w_hh) if transposed else w_hh
+    w_hh_t = np.ascontiguousarray(w_hh.T) if transposed else w_hh
     for s in range(T - 1, -1, -1):
         dg, c_prev, tc, dout_s = dpre[s], cs[s], tanh_c[s], dout[s]
         _backward_rows(dg, tc, c_prev, dc, dout_s, dh, dh_prev, lengths, s, s < min_len)
@@ -203,7 +202,7 @@ def lstm_backward(x, w_ih, w_hh, lengths, hs, cs, gates, tanh_c, dout, dh_n, dc_
             accumulate_step_grads(dg, dg, x[s], hs[s], w_ih, dw_ih_t, dw_hh_t, db, dx[s])
         dh, dh_prev = dh_prev, dh
     if stream:
-        return (dx, transpose_copy(dw_ih_t), transpose_copy(dw_hh_t), db,
+        return (dx, np.ascontiguousarray(dw_ih_t.T), np.ascontiguousarray(dw_hh_t.T), db,
                 db.copy(), dh, dc)
     dw_ih, dw_hh, db = weight_grads(dpre, x, hs)
     return input_grad(dpre, w_ih), dw_ih, dw_hh, db, db.copy(), dh, dc
@@ -228,7 +227,7 @@ def lstm_final_state(x, w_ih, w_hh, b_ih, b_hh, h0, c0, out):
     write = out.shape[1] == T
     xp = input_projection_rows(x, w_ih, vector_sum(b_ih, b_hh))
     scale, offset = gate_scale_offset(H, 4, 2, x.dtype)
-    w_hh_t = transpose_copy(w_hh)
+    w_hh_t = np.ascontiguousarray(w_hh.T)
     h = h0.copy()
     c = c0.copy()
     for s in range(T):

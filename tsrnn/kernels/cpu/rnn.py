@@ -16,7 +16,6 @@ from tsrnn.kernels.cpu.linalg import (
     matmul_acc,
     min_length,
     rows_matmul_acc,
-    transpose_copy,
     vector_sum,
     weight_grads,
 )
@@ -65,7 +64,7 @@ def rnn_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, keep, use_relu):
     T, B, _ = x.shape
     H = w_hh.shape[1]
     pre = input_projection(x, w_ih, vector_sum(b_ih, b_hh))
-    w_hh_t = transpose_copy(w_hh)
+    w_hh_t = np.ascontiguousarray(w_hh.T)
     hs = np.empty((T + 1, B, H), dtype=x.dtype)
     out = np.zeros((T, B, H), dtype=x.dtype)
     copy_rows(hs[0], h0)
@@ -131,7 +130,7 @@ def rnn_final_state(x, w_ih, w_hh, b_ih, b_hh, h0, use_relu, out):
     H = w_hh.shape[1]
     write = out.shape[1] == T
     xp = input_projection_rows(x, w_ih, vector_sum(b_ih, b_hh))
-    w_hh_t = transpose_copy(w_hh)
+    w_hh_t = np.ascontiguousarray(w_hh.T)
     h = h0.copy()
     for s in range(T):
         p = xp[s]

@@ -144,6 +144,24 @@ def test_missing_skip_drops_windows_and_forecasts_finite():
     assert np.isfinite(m.predict().to_numpy()).all()
 
 
+def test_missing_skip_series_without_a_value_is_named():
+    """With missing="skip", a series whose target is all missing has nothing to fit
+    or forecast from: the error names it and its column."""
+    ids = np.repeat(["a", "b"], 60)
+    ds = np.tile(pd.date_range("2000-01-01", periods=60, freq="D"), 2)
+    y = np.r_[_sine().to_numpy()[:60], _sine(seed=3).to_numpy()[:60]]
+    df = pd.DataFrame({"unique_id": ids, "ds": ds, "y": y})
+    gone = df.assign(y=np.where(df.unique_id == "b", np.nan, df.y))
+    with pytest.raises(ValueError, match="Column 'y' of series 'b' has no finite value"):
+        TSRNNRegressor(lookback=12, horizon=3, missing="skip", **FAST).fit(gone)
+    m = quiet(TSRNNRegressor(lookback=12, horizon=3, missing="skip", **FAST).fit, df)
+    # a forecast's history must be complete: the hint does not send the user to
+    # missing="skip", which the model already has
+    with pytest.raises(ValueError, match="non-finite value.*must be complete") as err:
+        m.predict(gone)
+    assert "pass missing='skip'" not in str(err.value)
+
+
 def test_non_numeric_column_and_bad_params():
     df = pd.DataFrame({"y": _sine().to_numpy(), "c": "x"}, index=_sine().index)
     with pytest.raises(TypeError, match="Column 'c'"):

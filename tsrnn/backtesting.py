@@ -120,7 +120,7 @@ def backtest(estimator: TSRNNRegressor, data: pd.Series | pd.DataFrame,
 
     # Packed once, with the columns every refit model sees (forecasts start from
     # complete windows only, so gaps are refused here as in predict).
-    panel = D.pack(data, target=target, freq=est.freq, missing="raise")
+    panel = D.pack(data, target=target, freq=est.freq, missing="history")
     n_drop = [H + (n_windows - 1 - w) * step for w in range(n_windows)]
     D.check_min_length(
         panel, est.lookback + H + n_drop[0],

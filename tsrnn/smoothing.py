@@ -273,10 +273,12 @@ class Smoothing:
         self.multiply, self.state, self.length = multiply, state, length
 
     @classmethod
-    def fit(cls, blocks, n_targets: int, season: int) -> Smoothing:
+    def fit(cls, blocks, n_targets: int, season: int, ids=None,
+            targets=None) -> Smoothing:
         """Fit each series of ``blocks`` (a list of (rows, channels) arrays in
         original units; the first ``n_targets`` columns are modelled) from its last
-        stretch of finite values."""
+        stretch of finite values. ``ids`` and ``targets`` name the series and
+        target columns in errors."""
         m = max(int(season), 1)
         n = len(blocks)
         params = np.zeros((n, n_targets, 5))
@@ -290,7 +292,11 @@ class Smoothing:
                 y = np.asarray(block[:, j], np.float64)
                 finite = np.flatnonzero(np.isfinite(y))
                 if finite.size == 0:
-                    raise ValueError("a series has no finite value to smooth.")
+                    series = f"series {ids[i]!r}" if ids is not None else f"series {i}"
+                    column = targets[j] if targets is not None else j
+                    raise ValueError(
+                        f"Column {column!r} of {series} has no finite value: nothing to "
+                        "fit or forecast it from. Drop the series, or fill its values.")
                 y = y[: finite[-1] + 1]  # missing values at the end: not yet known
                 bad = np.flatnonzero(~np.isfinite(y))
                 first = bad[-1] + 1 if bad.size else 0

@@ -176,6 +176,9 @@ def _first_true(mask):
 
 
 def check_finite(values: np.ndarray, channels, index, where: str, missing: str = "raise"):
+    """Refuse values too large to forecast, and (but with ``missing="skip"``)
+    non-finite ones; ``missing="history"``: the values are a forecast's history,
+    which ``missing="skip"`` does not cover."""
     with np.errstate(invalid="ignore"):
         huge = np.abs(values) > MAX_ABS_VALUE
     found = _first_true(huge & np.isfinite(values))
@@ -190,10 +193,12 @@ def check_finite(values: np.ndarray, channels, index, where: str, missing: str =
     if found is None:
         return
     row, col = found
+    hint = ("Fill it: the history a forecast starts from must be complete "
+            "(missing='skip' applies to training)." if missing == "history" else
+            "Fill or drop it, or pass missing='skip' to drop the windows that touch it.")
     raise ValueError(
         f"Column {channels[col]!r} of {where} has a non-finite value "
-        f"({values[row, col]}) at {index[row]} (row {row}). Fill or drop it, or pass "
-        "missing='skip' to drop the windows that touch it."
+        f"({values[row, col]}) at {index[row]} (row {row}). {hint}"
     )
 
 

@@ -65,7 +65,8 @@ class PanelForecasting:
             return None
         if panel is None:
             return self.smoothing.forecast(steps)[self.fitted_rows(ids)]
-        fitted = Smoothing.fit(panel.blocks(), self.n_targets, self.smoothing.season)
+        fitted = Smoothing.fit(panel.blocks(), self.n_targets, self.smoothing.season,
+                               ids=list(panel.ids), targets=self.target_names)
         where = {u: i for i, u in enumerate(panel.ids)}
         return fitted.forecast(steps)[[where[u] for u in ids]]
 
@@ -85,7 +86,8 @@ class PanelForecasting:
         blocks = panel.blocks()
         out = np.full((len(starts), self.horizon, self.n_targets), np.nan)
         if mode == "refit":
-            fitted = Smoothing.fit(blocks, self.n_targets, self.smoothing.season)
+            fitted = Smoothing.fit(blocks, self.n_targets, self.smoothing.season,
+                                   ids=list(panel.ids), targets=self.target_names)
             rows_of = np.arange(panel.n_series)
         else:
             fitted = self.smoothing

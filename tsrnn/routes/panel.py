@@ -182,7 +182,8 @@ class PanelRoute(PanelForecasting):
         real_blocks = real.blocks()
         # the smoothing's season: season_length, else the one the frequency implies
         self.smoothing = None if est.combine is None else Smoothing.fit(
-            real_blocks, nt, est.season_length or D.season_length_for(self.freq))
+            real_blocks, nt, est.season_length or D.season_length_for(self.freq),
+            ids=list(panel.ids), targets=list(panel.target_names))
         self.combine_weight = 0.0 if est.combine is None else COMBINE_WEIGHT
         pads = np.zeros(panel.n_series, np.int64) if padded is None else padded
 
@@ -337,7 +338,7 @@ class PanelRoute(PanelForecasting):
                 f"This model was fitted on {fitted}; X is {given}. Pass history of the "
                 "same shape as in fit (one model per shape of data).")
         panel = D.pack(X, target=self.target_names, exog=self.exog_names, freq=self.freq,
-                       missing="raise")
+                       missing="history")
         if list(panel.channels) != self.channels:
             raise ValueError(f"X has columns {panel.channels}; the model was fitted on "
                              f"{self.channels}.")

@@ -16,6 +16,8 @@ _LOAD_AT_START = os.getloadavg() if hasattr(os, "getloadavg") else None
 
 
 def _git_commit() -> str:
+    """The checkout's commit; where there is no git history (a copy of the working
+    tree, as on a lent GPU machine), ``TSRNN_COMMIT`` from the environment."""
     here = os.path.dirname(os.path.abspath(__file__))
     try:
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here,
@@ -24,7 +26,7 @@ def _git_commit() -> str:
                                cwd=here, capture_output=True, text=True).stdout.strip()
         return rev + (" (with uncommitted changes)" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+        return os.environ.get("TSRNN_COMMIT", "unknown") + " (from TSRNN_COMMIT)"
 
 
 def busy_processes(seconds: float = 1.0, threshold: float = 0.2) -> list[str]:

@@ -218,13 +218,14 @@ def states(y, alpha, beta, phi, l0, b0):
     return out
 
 
-@njit(**JIT_OPTIONS)
-def _ahead(lev, tr, phi, steps, out):
-    damp, pw = 0.0, 1.0
-    for h in range(steps):
-        pw *= phi
-        damp += pw
-        out[h] = lev + damp * tr
+def _trend_ahead(lev, tr, phi, steps):
+    """``lev + (phi + phi**2 + ... + phi**h) * tr`` for h = 1..``steps``, along a
+    last axis (``lev``, ``tr``, ``phi`` arrays of one shape, or scalars). Running
+    products and sums in step order, as a loop would take them; in NumPy, so a
+    forecast compiles nothing."""
+    phi = np.asarray(phi, np.float64)[..., None]
+    damp = np.cumsum(np.cumprod(np.repeat(phi, steps, axis=-1), axis=-1), axis=-1)
+    return np.asarray(lev)[..., None] + damp * np.asarray(tr)[..., None]
 
 
 def seasonal_factors(y: np.ndarray, m: int):
@@ -317,14 +318,13 @@ class Smoothing:
     def forecast(self, steps: int) -> np.ndarray:
         """(n, steps, targets) forecasts after each fitted history."""
         n, nt = self.state.shape[:2]
-        out = np.empty((n, steps, nt))
-        for i in range(n):
-            for j in range(nt):
-                _ahead(self.state[i, j, 0], self.state[i, j, 1], self.params[i, j, 2],
-                       steps, out[i, :, j])
-                out[i, :, j] = _reseason(out[i, :, j], self.factors[i, j],
-                                         self.multiply[i, j], self.length[i])
-        return out
+        f = _trend_ahead(self.state[..., 0], self.state[..., 1], self.params[..., 2],
+                         steps)  # (n, targets, steps)
+        pos = (self.length[:, None] + np.arange(steps)) % self.factors.shape[2]
+        fac = np.take_along_axis(self.factors,
+                                 np.broadcast_to(pos[:, None, :], (n, nt, steps)), axis=2)
+        out = np.where(self.multiply[..., None], f * fac, f + fac)
+        return np.ascontiguousarray(out.transpose(0, 2, 1))
 
     def along(self, i: int, y: np.ndarray, origins: np.ndarray, steps: int,
               continued: bool = False) -> np.ndarray:
@@ -351,9 +351,8 @@ class Smoothing:
             for k, t in enumerate(origins):
                 if t < first or t > len(v) or cum_bad[t] > 0:
                     continue
-                row = out[k, :, j]
-                _ahead(st[t, 0], st[t, 1], p[2], steps, row)
-                row[:] = _reseason(row, f, mult, phase0 + t)
+                out[k, :, j] = _reseason(_trend_ahead(st[t, 0], st[t, 1], p[2], steps),
+                                         f, mult, phase0 + t)
         return out
 
 

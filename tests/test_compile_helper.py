@@ -130,3 +130,28 @@ def test_the_cache_check_sees_a_cached_kernel():
     out, _, cache = F.forward("rnn", np.zeros((2, 3, 1), np.float32), p, training=True)
     F.backward(cache, np.ones_like(out))
     assert compile_helper._cached("rnn")
+
+
+_ONE_SPECIALISATION = """
+import gc, warnings
+warnings.simplefilter("ignore")
+from numba.core.registry import CPUDispatcher
+from tsrnn import TSRNNRegressor
+from tsrnn.datasets import load_air_passengers
+for cell in ("lstm", "gru", "rnn"):
+    TSRNNRegressor(cell=cell, max_epochs=2).fit(load_air_passengers()).predict(level=[80])
+several = [f"{d.py_func.__module__}.{d.py_func.__name__}" for d in gc.get_objects()
+           if isinstance(d, CPUDispatcher) and d.py_func.__module__.startswith("tsrnn")
+           and len(d.signatures) > 1]
+print(several)
+"""
+
+
+def test_a_fit_compiles_one_specialisation_of_each_kernel():
+    """The helper and the fit may compile a shared kernel at the same time; numba's
+    disk cache is safe for that only when both compile the same specialisation. A
+    default fit and forecast of every cell compiles one of each tsrnn function."""
+    env = dict(os.environ, TSRNN_COMPILE_HELPER="0")
+    out = subprocess.run([sys.executable, "-c", _ONE_SPECIALISATION], capture_output=True,
+                         text=True, env=env, check=True, timeout=600)
+    assert out.stdout.strip().splitlines()[-1] == "[]"

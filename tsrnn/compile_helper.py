@@ -12,6 +12,12 @@ itself; the first backward pass (:func:`wait`, in
 :func:`tsrnn.functional.backward_layer`) waits for the helper to finish and then
 loads them from the cache.
 
+Both processes may compile a helper the kernels share (a matrix product, say); they
+do so with the same argument types (a fit compiles one specialisation of each tsrnn
+function: tested), so they write the same cache entry. Numba's cache, keyed by
+signature, would mix up entries only for two different signatures of one function
+written at the same time.
+
 The helper runs only where it can pay: numba's disk cache is usable, the cell's
 backward kernel is not in it yet, tsrnn may use two threads or more
 (``TSRNN_NUM_THREADS``, ``OMP_NUM_THREADS``: joblib's workers get one each), and

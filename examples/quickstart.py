@@ -27,7 +27,8 @@ def main(argv=None):
     model = TSRNNRegressor(lookback=24, horizon=12, max_epochs=args.epochs, random_state=0)
     # tsrnn itself prints nothing; a first-time user should know why run 1 is slow.
     print("Fitting an LSTM on 1949-1959 (the very first run also compiles tsrnn's "
-          "kernels, 10-20 s, cached on disk for later runs)...", flush=True)
+          "kernels, about 10 s on two cores, cached on disk for later runs)...",
+          flush=True)
     t0 = time.perf_counter()
     model.fit(train)
     fit_s = time.perf_counter() - t0

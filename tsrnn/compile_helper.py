@@ -103,9 +103,10 @@ def wait() -> None:
 
 def compile_kernels(cell: str) -> None:
     """Compile, by calls on tiny float32 arrays with the argument types a fit passes,
-    the kernels the helper takes over: ``<cell>_backward``, the head's ReLU
-    backward, the gradient norm, Adam and the weight average, and the inference
-    kernels (``<cell>_final_state``, ``rows_affine``)."""
+    the kernels the helper takes over: ``<cell>_backward``, the gradient norm, Adam
+    and the weight average, and the inference kernels (``<cell>_final_state``,
+    ``rows_affine``). The head's backward stays with the fit, which would otherwise
+    wait for the helper longer than it takes to compile it."""
     import numpy as np
 
     from tsrnn.kernels import cpu
@@ -128,7 +129,6 @@ def compile_kernels(cell: str) -> None:
     else:
         cpu.rnn_backward(z(T, B, F), z(G, F), z(G, H), lengths, z(T + 1, B, H),
                          z(T, B, H), z(B, H), False)
-    cpu.relu_backward(z(B, 2), z(2, H), z(B, H))
     cpu.sum_squares(z(5))
     _adam_update(z(5), z(5), z(5), z(5), 0.9, 0.999, 1e-3, 0.5, 1e-8, 0.0)
     _average_update(z(5), z(5), 0.5)

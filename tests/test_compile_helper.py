@@ -70,6 +70,12 @@ def test_enabled_follows_environment_and_threads(monkeypatch):
     monkeypatch.setattr(parallel, "_num_threads", 2)
     monkeypatch.setitem(compile_helper.JIT_OPTIONS, "cache", False)  # no disk cache
     assert not compile_helper.enabled()
+    monkeypatch.setitem(compile_helper.JIT_OPTIONS, "cache", True)
+    # Python embedded in a server: its executable is the server, not an interpreter
+    monkeypatch.setattr(compile_helper.sys, "executable", "/usr/bin/uwsgi")
+    assert not compile_helper.enabled()
+    monkeypatch.setattr(compile_helper.sys, "executable", "/opt/conda/bin/python3.11")
+    assert compile_helper.enabled()
 
 
 class _FakePopen:

@@ -20,8 +20,9 @@ written at the same time.
 
 The helper runs only where it can pay: numba's disk cache is usable, the cell's
 backward kernel is not in it yet, tsrnn may use two threads or more
-(``TSRNN_NUM_THREADS``, ``OMP_NUM_THREADS``: joblib's workers get one each), and
-``TSRNN_COMPILE_HELPER`` is not ``0``. Whatever happens to the helper (killed,
+(``TSRNN_NUM_THREADS``, ``OMP_NUM_THREADS``: joblib's workers get one each),
+``sys.executable`` is a Python interpreter, and ``TSRNN_COMPILE_HELPER`` is not
+``0``. Whatever happens to the helper (killed,
 crashed, too slow), the fit compiles what it still needs itself, as without it.
 """
 
@@ -44,10 +45,15 @@ _lock = threading.Lock()
 
 
 def enabled() -> bool:
-    """Whether a helper may run at all in this process (not whether one is needed)."""
+    """Whether a helper may run at all in this process (not whether one is needed).
+    Not where ``sys.executable`` is no Python interpreter (a frozen application, or
+    Python embedded in a server such as uWSGI, whose executable would start another
+    server)."""
+    interpreter = os.path.basename(sys.executable or "").lower()
     return (os.environ.get("TSRNN_COMPILE_HELPER", "1").strip() != "0"
             and bool(JIT_OPTIONS["cache"]) and parallel.num_threads() >= 2
-            and not getattr(sys, "frozen", False))
+            and not getattr(sys, "frozen", False)
+            and interpreter.startswith(("python", "pypy")))
 
 
 def _cached(cell: str) -> bool:

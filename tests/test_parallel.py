@@ -248,3 +248,15 @@ def test_a_nested_hold_neither_relimits_nor_releases_blas(threads, monkeypatch):
         assert {n for _, n in _blas_threads()} == {1}  # still held after it
     assert len(calls) == 1  # the training loop's hold covers its steps' shards
     assert _blas_threads() == before
+
+
+def test_item_shards_cover_every_item_once(monkeypatch):
+    """Contiguous, in order, one per thread (never more than items), and they depend
+    only on the item count and the thread count."""
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(parallel, "_num_threads", threads)
+        for n in (0, 1, 2, 5, 1000):
+            shards = parallel.item_shards(n)
+            assert len(shards) == max(1, min(threads, n))
+            covered = [i for s in shards for i in range(s.start, s.stop)]
+            assert covered == list(range(n))

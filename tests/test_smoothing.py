@@ -159,3 +159,22 @@ def test_air_passengers_combination_is_seasonal():
     y = load_air_passengers()
     m = _fit(y, lookback=24, horizon=12, combine="smoothing")
     assert m.route_.smoothing.season == 12 and m.route_.smoothing.multiply.all()
+
+
+def test_fit_is_the_same_over_threads(monkeypatch):
+    """Series are fitted a range per thread: the fit is the same bits with one
+    thread or three, and an error still names its series."""
+    from tsrnn import parallel
+    from tsrnn.smoothing import Smoothing
+
+    rng = np.random.default_rng(5)
+    blocks = [(np.cumsum(rng.standard_normal(40)) + 30)[:, None] for _ in range(7)]
+    fits = []
+    for threads in (1, 3):
+        monkeypatch.setattr(parallel, "_num_threads", threads)
+        fits.append(Smoothing.fit(blocks, 1, 4))
+    for name in Smoothing.ARRAYS:
+        np.testing.assert_array_equal(getattr(fits[0], name), getattr(fits[1], name))
+    blocks[5] = np.full((40, 1), np.nan)
+    with pytest.raises(ValueError, match="series 'f'"):
+        Smoothing.fit(blocks, 1, 4, ids=list("abcdefg"))

@@ -88,6 +88,16 @@ def batch_shards(batch: int, gate_units: int) -> list[slice]:
     return [slice(bounds[k], bounds[k + 1]) for k in range(n)]
 
 
+def item_shards(n: int) -> list[slice]:
+    """Contiguous ranges of ``n`` independent items, one per thread (at most ``n``),
+    for items of a millisecond or more of compiled work each (series fitted one by
+    one), against which a thread hand-off is negligible. Depends only on ``n`` and
+    the thread count."""
+    k = max(1, min(num_threads(), n))
+    bounds = [n * i // k for i in range(k + 1)]
+    return [slice(bounds[i], bounds[i + 1]) for i in range(k)]
+
+
 def _executor() -> ThreadPoolExecutor:
     # A forked child has no pool threads: a new pool per process (and per thread count).
     global _pool, _pool_key

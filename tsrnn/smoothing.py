@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from tsrnn import parallel
 from tsrnn._config import JIT_OPTIONS
 
 # Models: simple (level; parameters alpha, l0), damped trend (+ beta, b0, phi) and
@@ -287,32 +288,38 @@ class Smoothing:
         multiply = np.ones((n, n_targets), bool)
         state = np.zeros((n, n_targets, 2))
         length = np.zeros(n, np.int64)
-        for i, block in enumerate(blocks):
-            length[i] = len(block)
-            for j in range(n_targets):
-                y = np.asarray(block[:, j], np.float64)
-                finite = np.flatnonzero(np.isfinite(y))
-                if finite.size == 0:
-                    series = f"series {ids[i]!r}" if ids is not None else f"series {i}"
-                    column = targets[j] if targets is not None else j
-                    raise ValueError(
-                        f"Column {column!r} of {series} has no finite value: nothing to "
-                        "fit or forecast it from. Drop the series, or fill its values.")
-                y = y[: finite[-1] + 1]  # missing values at the end: not yet known
-                bad = np.flatnonzero(~np.isfinite(y))
-                first = bad[-1] + 1 if bad.size else 0
-                y = y[first:]
-                s = seasonal_factors(y, m)
-                if s is not None:
-                    f, mult = s
-                    factors[i, j] = np.roll(f, first % m)  # index 0: the block's start
-                    multiply[i, j] = mult
-                    adj = _adjust(y, factors[i, j], mult, first)
-                else:
-                    adj = y
-                p = select(adj)
-                params[i, j] = p
-                state[i, j] = states(adj, *p)[-1]
+
+        def fit_rows(rows):  # series are independent: a range of them per thread
+            for i in range(rows.start, rows.stop):
+                block = blocks[i]
+                length[i] = len(block)
+                for j in range(n_targets):
+                    y = np.asarray(block[:, j], np.float64)
+                    finite = np.flatnonzero(np.isfinite(y))
+                    if finite.size == 0:
+                        series = f"series {ids[i]!r}" if ids is not None else f"series {i}"
+                        column = targets[j] if targets is not None else j
+                        raise ValueError(
+                            f"Column {column!r} of {series} has no finite value: nothing "
+                            "to fit or forecast it from. Drop the series, or fill its "
+                            "values.")
+                    y = y[: finite[-1] + 1]  # missing values at the end: not yet known
+                    bad = np.flatnonzero(~np.isfinite(y))
+                    first = bad[-1] + 1 if bad.size else 0
+                    y = y[first:]
+                    s = seasonal_factors(y, m)
+                    if s is not None:
+                        f, mult = s
+                        factors[i, j] = np.roll(f, first % m)  # index 0: the block's start
+                        multiply[i, j] = mult
+                        adj = _adjust(y, factors[i, j], mult, first)
+                    else:
+                        adj = y
+                    p = select(adj)  # compiled, releases the GIL
+                    params[i, j] = p
+                    state[i, j] = states(adj, *p)[-1]
+
+        parallel.map_shards(fit_rows, parallel.item_shards(n))
         return cls(m, params, factors, multiply, state, length)
 
     def forecast(self, steps: int) -> np.ndarray:

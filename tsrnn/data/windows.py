@@ -91,7 +91,7 @@ def split_windows(n_per_group, fraction, gap):
     return np.flatnonzero(train), np.flatnonzero(held)
 
 
-@njit(inline="always", **JIT_OPTIONS)
+@njit(**JIT_OPTIONS)
 def gather_windows(values, starts, lookback, horizon, n_targets, fut_cols):
     """x (B, lookback, channels), y (B, horizon, targets), future (B, horizon, k)."""
     B = starts.shape[0]

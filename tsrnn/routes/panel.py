@@ -256,11 +256,14 @@ class PanelRoute(PanelForecasting):
         series = D.series_of(indptr, starts)
         origins = starts + self.lookback - indptr[series] - pads[series]
         out = np.full((len(starts), self.horizon, self.n_targets), np.nan)
-        for i, rows in D.rows_by_series(series):
-            first = max(int(origins[rows].min()), 1)
-            part = Smoothing.fit([blocks[i][:first]], self.n_targets,
-                                 self.smoothing.season)
-            out[rows] = part.along(0, blocks[i], origins[rows], self.horizon)
+        groups = list(D.rows_by_series(series))
+        # one fit of every series' history before its first held-out window
+        # (series fitted in parallel), then run along the whole series
+        parts = Smoothing.fit([blocks[i][: max(int(origins[rows].min()), 1)]
+                               for i, rows in groups],
+                              self.n_targets, self.smoothing.season)
+        for k, (i, rows) in enumerate(groups):
+            out[rows] = parts.along(k, blocks[i], origins[rows], self.horizon)
         return out
 
     def scaled_smoothing(self, smooth, starts, indptr, params):

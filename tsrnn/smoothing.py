@@ -324,13 +324,9 @@ class Smoothing:
 
     def forecast(self, steps: int) -> np.ndarray:
         """(n, steps, targets) forecasts after each fitted history."""
-        n, nt = self.state.shape[:2]
         f = _trend_ahead(self.state[..., 0], self.state[..., 1], self.params[..., 2],
                          steps)  # (n, targets, steps)
-        pos = (self.length[:, None] + np.arange(steps)) % self.factors.shape[2]
-        fac = np.take_along_axis(self.factors,
-                                 np.broadcast_to(pos[:, None, :], (n, nt, steps)), axis=2)
-        out = np.where(self.multiply[..., None], f * fac, f + fac)
+        out = _reseason(f, self.factors, self.multiply, self.length[:, None])
         return np.ascontiguousarray(out.transpose(0, 2, 1))
 
     def along(self, i: int, y: np.ndarray, origins: np.ndarray, steps: int,
@@ -354,12 +350,12 @@ class Smoothing:
                 st = states(np.nan_to_num(adj), *p)
             # an origin needs a value (or the fitted state) before it, none missing
             cum_bad = np.concatenate([[0], np.cumsum(~np.isfinite(adj))])
-            first = 0 if continued else 1
-            for k, t in enumerate(origins):
-                if t < first or t > len(v) or cum_bad[t] > 0:
-                    continue
-                out[k, :, j] = _reseason(_trend_ahead(st[t, 0], st[t, 1], p[2], steps),
-                                         f, mult, phase0 + t)
+            t = np.asarray(origins, np.int64)
+            ok = ((t >= (0 if continued else 1)) & (t <= len(v))
+                  & (cum_bad[np.clip(t, 0, len(v))] == 0))
+            t = t[ok]
+            out[ok, :, j] = _reseason(_trend_ahead(st[t, 0], st[t, 1], p[2], steps),
+                                      f, mult, phase0 + t)
         return out
 
 
@@ -369,5 +365,10 @@ def _adjust(y, factors, mult, phase):
 
 
 def _reseason(f, factors, mult, phase):
-    pos = (phase + np.arange(len(f))) % len(factors)
-    return f * factors[pos] if mult else f + factors[pos]
+    """Forecasts ``f`` (..., steps) with the seasonal ``factors`` (..., m) put back
+    from the season of ``phase`` on: multiplied where ``mult``, added elsewhere.
+    ``factors``, ``mult`` and ``phase`` broadcast against ``f``'s leading axes."""
+    pos = (np.asarray(phase)[..., None] + np.arange(f.shape[-1])) % factors.shape[-1]
+    fac = np.take_along_axis(np.broadcast_to(factors, f.shape[:-1] + factors.shape[-1:]),
+                             np.broadcast_to(pos, f.shape), axis=-1)
+    return np.where(np.asarray(mult)[..., None], f * fac, f + fac)

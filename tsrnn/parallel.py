@@ -82,10 +82,7 @@ def batch_shards(batch: int, gate_units: int) -> list[slice]:
     where ``gate_units`` is gates x hidden x directions: a thread hand-off costs tens
     of microseconds, so small batches stay whole."""
     n = min(num_threads(), batch * (gate_units + ROW_WORK) // SHARD_MIN_WORK, batch)
-    if n <= 1:
-        return [slice(0, batch)]
-    bounds = [batch * k // n for k in range(n + 1)]
-    return [slice(bounds[k], bounds[k + 1]) for k in range(n)]
+    return _split(batch, n)
 
 
 def item_shards(n: int) -> list[slice]:
@@ -93,7 +90,12 @@ def item_shards(n: int) -> list[slice]:
     for items of a millisecond or more of compiled work each (series fitted one by
     one), against which a thread hand-off is negligible. Depends only on ``n`` and
     the thread count."""
-    k = max(1, min(num_threads(), n))
+    return _split(n, min(num_threads(), n))
+
+
+def _split(n: int, k: int) -> list[slice]:
+    """``range(n)`` in ``max(k, 1)`` contiguous slices of near-equal length."""
+    k = max(k, 1)
     bounds = [n * i // k for i in range(k + 1)]
     return [slice(bounds[i], bounds[i + 1]) for i in range(k)]
 

@@ -42,7 +42,7 @@ print(json.dumps(found))
 """
 
 
-def test_helper_compiles_the_signatures_a_fit_uses(tmp_path):
+def test_helper_compiles_the_signatures_a_fit_uses():
     """compile_kernels calls the kernels with the argument types a fit passes: after
     it, a whole fit and forecast of each cell add no second specialisation of any of
     them (a type that differed would be compiled again, in the fit)."""
@@ -122,20 +122,27 @@ def test_a_forked_child_does_not_wait_for_its_parents_helper(fake_helper, monkey
     assert not fake_helper[0].waited and compile_helper._helper is None
 
 
-def test_the_cache_check_sees_a_cached_kernel():
-    """After a backward pass in this process (the test session's cache holds it),
-    the check finds the kernel; it reads numba's index, which an edited source
-    empties."""
-    import numpy as np
+_CACHE_CHECK = """
+import numpy as np
+from tsrnn import compile_helper
+from tsrnn import functional as F
+before = compile_helper._cached("rnn")
+p = F.init_params("rnn", 1, 3)
+out, _, cache = F.forward("rnn", np.zeros((2, 3, 1), np.float32), p, training=True)
+F.backward(cache, np.ones_like(out))
+print(before, compile_helper._cached("rnn"))
+"""
 
-    from tsrnn import functional as F
 
-    if not compile_helper.JIT_OPTIONS["cache"]:
-        pytest.skip("no disk cache here")
-    p = F.init_params("rnn", 1, 3)
-    out, _, cache = F.forward("rnn", np.zeros((2, 3, 1), np.float32), p, training=True)
-    F.backward(cache, np.ones_like(out))
-    assert compile_helper._cached("rnn")
+def test_the_cache_check_sees_the_kernel_arrive(tmp_path):
+    """In an empty cache the check finds no backward kernel (so a cold fit starts
+    the helper), and after a backward pass it finds it: numba's internals it reads
+    are the ones this numba has (were they not, the check would say "cached" from
+    the start and the helper would never run)."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", _CACHE_CHECK], capture_output=True,
+                         text=True, env=env, check=True, timeout=600)
+    assert out.stdout.split() == ["False", "True"]
 
 
 _ONE_SPECIALISATION = """

@@ -222,17 +222,23 @@ def test_inference_keeps_no_cache(rng):
 @pytest.mark.parametrize("cell,nl", CELL_CASES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("Fin", [2, 20])  # the input projection by hand, and by BLAS
-def test_one_row_inference_path(cell, nl, dtype, Fin, rng):
+def test_one_row_inference_path(cell, nl, dtype, Fin, rng, monkeypatch):
     """F.forward(training=False) of one row through one unidirectional layer runs
-    the inference kernel: it agrees with the general path (which training and a
-    shorter length take) and with the NumPy reference, and its final state is its
-    last output."""
+    the inference kernel (and only then): it agrees with the general path (which
+    training and a shorter length take) and with the NumPy reference, and its final
+    state is its last output."""
     T, H = 7, 33
     x = rng.standard_normal((1, T, Fin)).astype(dtype)
     p = F.init_params(cell, Fin, H, dtype=dtype, seed=4)
     state = random_state(cell, 1, 1, H, rng, dtype)
+    calls = []
+    one_row = F._inference_one_row
+    monkeypatch.setattr(F, "_inference_one_row",
+                        lambda *a: calls.append(1) or one_row(*a))
     out, st, cache = F.forward(cell, x, p, state=state, nonlinearity=nl)
-    assert cache is None
+    assert cache is None and len(calls) == 1
+    F.forward(cell, np.concatenate([x, x]), p, nonlinearity=nl)  # two rows
+    assert len(calls) == 1
     out_t, st_t, _ = F.forward(cell, x, p, state=state, nonlinearity=nl, training=True)
     tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12,
                                                                         atol=1e-14)

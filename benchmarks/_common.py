@@ -29,6 +29,11 @@ def _git_commit() -> str:
         return os.environ.get("TSRNN_COMMIT", "unknown") + " (from TSRNN_COMMIT)"
 
 
+# The commit of the code the benchmark imported (files edited while it runs do not
+# change what it measures).
+_COMMIT_AT_START = _git_commit()
+
+
 def busy_processes(seconds: float = 1.0, threshold: float = 0.2) -> list[str]:
     """Other processes that used more than ``threshold`` of a core over the last
     ``seconds`` (Linux /proc; [] elsewhere): a table taken beside them is not
@@ -86,7 +91,7 @@ def provenance() -> str:
     after = os.getloadavg() if hasattr(os, "getloadavg") else None
     cmd = " ".join(["python", *sys.argv])
     return (f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  \n"
-            f"Commit: {_git_commit()}  \n"
+            f"Commit: {_COMMIT_AT_START}  \n"
             f"Command: `{cmd}`  \n"
             f"Load average before / after: {load(_LOAD_AT_START)} ; {load(after)}  \n"
             f"Machine: {machine_line()}")

@@ -1,5 +1,6 @@
-"""Training batches and the windows predict feeds the network: one compiled
-implementation (tsrnn.data.network_windows), checked against plain NumPy."""
+"""Training batches and the windows predict feeds the network
+(tsrnn.data.network_windows), checked against plain NumPy, and the compiled
+training batch, checked bit for bit against the NumPy one."""
 
 import numpy as np
 import pytest
@@ -75,3 +76,49 @@ def test_window_stats_keep_nan():
     loc, scale = D.window_stats(x, 1, 0.05)
     assert loc[0, 0, 0] == 1 and scale[0, 0, 0] == np.float32(0.05)
     assert np.isnan(loc[1, 0, 0]) and np.isnan(scale[1, 0, 0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("season", [0, 3, 12])
+@pytest.mark.parametrize("window_scaling", [True, False])
+def test_compiled_batch_gives_the_numpy_batchs_bits(dtype, season, window_scaling):
+    """Training may run either (D.batch_function) and predict runs the NumPy
+    windows: the same bits. Long windows of large, offset values make any other
+    order of summation round differently (numpy's pairwise mean does)."""
+    rng = np.random.default_rng(3)
+    values = (rng.normal(size=(3000, 3)) * [7, 1, 1] + [1e4, 0, 0]).astype(dtype)
+    values[500:700, 0] = 1e4  # flat windows: the scale floor
+    values[900, 0] = np.nan  # windows through a NaN keep it, in both
+    fut_cols = np.array([2], np.int64)
+    for lookback, steps in [(200, 5), (24, 12), (1, 1)]:
+        starts = rng.choice(3000 - lookback - steps, 64, replace=False).astype(np.int64)
+        starts[:3] = [480, 890, 600]
+        got = D.compiled_training_batch(values, starts, lookback, steps, 1, fut_cols,
+                                        min(season, lookback), FLOOR, window_scaling)
+        want = D.training_batch(values, starts, lookback, steps, 1, fut_cols,
+                                min(season, lookback), FLOOR, window_scaling)
+        for g, w in zip(got, want):
+            assert g.dtype == w.dtype == dtype and g.shape == w.shape
+            np.testing.assert_array_equal(g, w)
+        if lookback == 200:  # where a pairwise sum would differ
+            x = values[starts[3:, None] + np.arange(200)][:, :, :1].astype(np.float64)
+            assert not np.array_equal(x.mean(axis=1), np.cumsum(x, axis=1)[:, -1] / 200)
+
+
+def test_batch_function_compiles_only_when_it_pays(monkeypatch):
+    from tsrnn import compile_helper
+    from tsrnn._config import COMPILED_BATCHES_FROM
+    from tsrnn.data import windows
+
+    class Fresh:  # a batch function not compiled in this process
+        signatures = []
+
+    monkeypatch.setattr(windows, "compiled_training_batch", Fresh)
+    monkeypatch.setattr(compile_helper, "in_cache", lambda f: False)
+    assert windows.batch_function(COMPILED_BATCHES_FROM - 1) is windows.training_batch
+    assert windows.batch_function(COMPILED_BATCHES_FROM) is Fresh
+    monkeypatch.setattr(compile_helper, "in_cache", lambda f: f is Fresh)
+    assert windows.batch_function(10) is Fresh
+    monkeypatch.setattr(compile_helper, "in_cache", lambda f: False)
+    Fresh.signatures = ["compiled in this process"]
+    assert windows.batch_function(10) is Fresh

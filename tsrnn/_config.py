@@ -71,6 +71,11 @@ if not JIT_OPTIONS["cache"]:
         "(10-20 s). Set NUMBA_CACHE_DIR to a writable folder.", RuntimeWarning,
         stacklevel=2)
 
+#: Training batches a fit must expect (windows / batch_size x max_epochs) before it
+#: compiles its batch function on a cold start (~1.5 s) rather than run the NumPy
+#: one (~30 us more a batch of 32): :func:`tsrnn.data.windows.batch_function`.
+COMPILED_BATCHES_FROM = 30_000
+
 # ------------------------------------------------------------------- forecasting
 #: Floor of an input window's scale with window scaling, in the scaler's units: a
 #: flat window must not turn noise into huge inputs.

@@ -56,15 +56,20 @@ def enabled() -> bool:
             and interpreter.startswith(("python", "pypy")))
 
 
-def _cached(cell: str) -> bool:
-    """Whether the cache holds the CPU backward kernel of ``cell`` for this source:
-    numba's index of it exists and is current (numba empties a stale index)."""
-    from tsrnn.kernels import cpu
-
+def in_cache(dispatcher) -> bool:
+    """Whether numba's disk cache holds a compiled ``dispatcher`` for this source:
+    its index exists and is current (numba empties a stale index)."""
     try:
-        return bool(getattr(cpu, f"{cell}_backward")._cache._cache_file._load_index())
+        return bool(dispatcher._cache._cache_file._load_index())
     except Exception:  # noqa: BLE001 - numba internals: then assume it is cached
         return True
+
+
+def _cached(cell: str) -> bool:
+    """Whether the cache holds the CPU backward kernel of ``cell``."""
+    from tsrnn.kernels import cpu
+
+    return in_cache(getattr(cpu, f"{cell}_backward"))
 
 
 def start(cell: str) -> bool:

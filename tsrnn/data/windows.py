@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from tsrnn._config import JIT_OPTIONS
+from tsrnn._config import COMPILED_BATCHES_FROM, JIT_OPTIONS
 
 
 def window_starts(indptr, lookback, horizon, bad_rows=None,
@@ -91,9 +91,91 @@ def split_windows(n_per_group, fraction, gap):
     return np.flatnonzero(train), np.flatnonzero(held)
 
 
-@njit(**JIT_OPTIONS)
 def gather_windows(values, starts, lookback, horizon, n_targets, fut_cols):
-    """x (B, lookback, channels), y (B, horizon, targets), future (B, horizon, k)."""
+    """The windows starting at rows ``starts`` of the packed ``values`` (rows, channels):
+    ``x`` (B, lookback, channels), ``y`` (B, horizon, targets) and the known future
+    columns ``fut_cols``, ``f`` (B, horizon, k); new arrays, ``x`` C-contiguous."""
+    starts = np.asarray(starts, np.int64)
+    x = values[starts[:, None] + np.arange(lookback)]
+    after = values[starts[:, None] + (lookback + np.arange(horizon))]
+    return x, np.ascontiguousarray(after[:, :, :n_targets]), after[:, :, fut_cols]
+
+
+def window_stats(x, n_targets, floor):
+    """Mean and standard deviation (ddof 0, at least ``floor``) of each window's
+    target channels, (B, 1, targets) each in ``x``'s dtype, from windows ``x``
+    (B, lookback, channels). Accumulated in float64, in step order (cumulative
+    sums: numpy's pairwise sums would round differently from the compiled batches'
+    loops), so the statistics of a float32 window are its float64 statistics
+    rounded once. A NaN stays NaN."""
+    L = x.shape[1]
+    t = x[:, :, :n_targets].astype(np.float64)
+    mean = np.cumsum(t, axis=1)[:, -1:] / L
+    d = t - mean
+    sd = np.sqrt(np.cumsum(d * d, axis=1)[:, -1:] / L)
+    return mean.astype(x.dtype), np.where(sd < floor, floor, sd).astype(x.dtype)
+
+
+def network_windows(x, n_targets, steps, season, scale_floor, window_scaling):
+    """What the network sees of windows ``x`` (B, lookback, channels), and what turns
+    its output back into the scaler's units; predict's windows and (bit for bit, as
+    :func:`training_batch`) training's:
+
+    * ``xin`` (B, lookback, channels): with ``window_scaling``, a copy of ``x`` whose
+      target channels are standardised by each window's own statistics
+      (:func:`window_stats`); without, ``x`` itself;
+    * ``base`` (B, steps, targets): the naive forecast the network forecasts the
+      change from: the last value, or the value ``season`` steps earlier when
+      ``season > 0``;
+    * ``scale`` (B, 1, targets): the unit of that change, each window's scale with
+      ``window_scaling``, else 1.
+    """
+    L = x.shape[1]
+    src = np.full(steps, L - 1) if season == 0 else L - season + np.arange(steps) % season
+    base = x[:, src, :n_targets]
+    if not window_scaling:
+        return x, base, np.ones((x.shape[0], 1, n_targets), x.dtype)
+    loc, scale = window_stats(x, n_targets, scale_floor)
+    xin = x.copy()
+    xin[:, :, :n_targets] = (x[:, :, :n_targets] - loc) / scale
+    return xin, base, scale
+
+
+def training_batch(values, starts, lookback, steps, n_targets, fut_cols, season,
+                   scale_floor, window_scaling):
+    """One training batch, for windows starting at rows ``starts``: ``x`` (B,
+    lookback, channels) as the network sees it, ``y`` (B, steps, targets) the
+    targets after each window as the change from the naive baseline in the window's
+    units, ``f`` (B, steps, len(fut_cols)) the known future columns
+    (:func:`gather_windows`, then :func:`network_windows`).
+
+    In NumPy: a dozen calls, ~30 us a batch of 32 more than the compiled
+    :func:`compiled_training_batch`, which gives the same bits but costs a second
+    and a half to compile (:func:`batch_function` chooses)."""
+    x, y, f = gather_windows(values, starts, lookback, steps, n_targets, fut_cols)
+    xin, base, scale = network_windows(x, n_targets, steps, season, scale_floor,
+                                       window_scaling)
+    return xin, (y - base) / scale, f
+
+
+def batch_function(n_batches: int):
+    """:func:`compiled_training_batch` where it is compiled already (this process or
+    the disk cache) or a fit expects ``n_batches`` of at least
+    :data:`tsrnn._config.COMPILED_BATCHES_FROM` (the saving then pays its compile
+    time); else :func:`training_batch`. Both give the same bits (tested)."""
+    from tsrnn.compile_helper import in_cache
+
+    if n_batches >= COMPILED_BATCHES_FROM or compiled_training_batch.signatures \
+            or in_cache(compiled_training_batch):
+        return compiled_training_batch
+    return training_batch
+
+
+# The compiled batch: plain loops in one call, for fits of many batches, where the
+# dozen NumPy calls of training_batch would cost more than compiling this once.
+
+@njit(inline="always", **JIT_OPTIONS)
+def _gather_windows(values, starts, lookback, horizon, n_targets, fut_cols):
     B = starts.shape[0]
     C = values.shape[1]
     K = fut_cols.shape[0]
@@ -114,93 +196,39 @@ def gather_windows(values, starts, lookback, horizon, n_targets, fut_cols):
     return x, y, f
 
 
-@njit(inline="always", **JIT_OPTIONS)
-def window_stats(x, n_targets, floor):
-    """Mean and standard deviation (ddof 0, at least ``floor``) of each window's
-    target channels, (B, 1, targets) each in ``x``'s dtype, from windows ``x``
-    (B, lookback, channels). Accumulated in float64 (two passes), so the statistics
-    of a float32 window are its float64 statistics rounded once; training and
-    predict use this one function, so they see the same bits."""
-    B, L = x.shape[0], x.shape[1]
-    loc = np.empty((B, 1, n_targets), dtype=x.dtype)
-    scale = np.empty((B, 1, n_targets), dtype=x.dtype)
-    for b in range(B):
-        for c in range(n_targets):
-            total = 0.0
-            for t in range(L):
-                total += np.float64(x[b, t, c])
-            mean = total / L
-            sq = 0.0
-            for t in range(L):
-                d = np.float64(x[b, t, c]) - mean
-                sq += d * d
-            sd = np.sqrt(sq / L)
-            loc[b, 0, c] = mean
-            scale[b, 0, c] = floor if sd < floor else sd  # a NaN stays NaN
-    return loc, scale
-
-
 @njit(**JIT_OPTIONS)
-def network_windows(x, n_targets, steps, season, scale_floor, window_scaling):
-    """What the network sees of windows ``x`` (B, lookback, channels), and what turns
-    its output back into the scaler's units; the one implementation that training
-    (:func:`training_batch`) and predict share:
-
-    * ``xin`` (B, lookback, channels): with ``window_scaling``, a copy of ``x`` whose
-      target channels are standardised by each window's own statistics
-      (:func:`window_stats`); without, ``x`` itself;
-    * ``base`` (B, steps, targets): the naive forecast the network forecasts the
-      change from: the last value, or the value ``season`` steps earlier when
-      ``season > 0``;
-    * ``scale`` (B, 1, targets): the unit of that change, each window's scale with
-      ``window_scaling``, else 1.
-    """
-    B, L = x.shape[0], x.shape[1]
-    base = np.empty((B, steps, n_targets), dtype=x.dtype)
-    for b in range(B):
-        for h in range(steps):
-            src = L - 1 if season == 0 else L - season + h % season
-            for c in range(n_targets):
-                base[b, h, c] = x[b, src, c]
-    if not window_scaling:
-        unit = np.empty((B, 1, n_targets), dtype=x.dtype)  # not np.ones: see below
-        for b in range(B):
-            for c in range(n_targets):
-                unit[b, 0, c] = 1
-        return x, base, unit
-    loc, scale = window_stats(x, n_targets, scale_floor)
-    # Plain loops rather than np.ones and x.copy(): each would compile a
-    # specialisation of its own on a cold start.
+def compiled_training_batch(values, starts, lookback, steps, n_targets, fut_cols, season,
+                            scale_floor, window_scaling):
+    """:func:`training_batch` compiled: the same bits (the statistics' sums in step
+    order, float32 arithmetic after), a few microseconds a batch."""
+    x, y, f = _gather_windows(values, starts, lookback, steps, n_targets, fut_cols)
+    B, L, C = x.shape
+    stat = np.empty(2, dtype=x.dtype)  # loc, scale, rounded to x's dtype
     xin = np.empty_like(x)
     for b in range(B):
-        xb, xinb = x[b], xin[b]
         for t in range(L):
-            for c in range(x.shape[2]):
-                xinb[t, c] = xb[t, c]
+            for c in range(C):
+                xin[b, t, c] = x[b, t, c]
     for b in range(B):
         for c in range(n_targets):
-            m, s = loc[b, 0, c], scale[b, 0, c]
-            for t in range(L):
-                xin[b, t, c] = (x[b, t, c] - m) / s
-    return xin, base, scale
-
-
-@njit(**JIT_OPTIONS)
-def training_batch(values, starts, lookback, steps, n_targets, fut_cols, season,
-                   scale_floor, window_scaling):
-    """One training batch in one compiled call, for windows starting at rows
-    ``starts``: ``x`` (B, lookback, channels) as the network sees it, ``y`` (B, steps,
-    targets) the targets after each window as the change from the naive baseline in
-    the window's units, ``f`` (B, steps, len(fut_cols)) the known future columns
-    (:func:`gather_windows`, then :func:`network_windows`). One call instead of a dozen
-    numpy ones, whose per-call overhead dominates at small batch sizes."""
-    x, y, f = gather_windows(values, starts, lookback, steps, n_targets, fut_cols)
-    xin, base, scale = network_windows(x, n_targets, steps, season, scale_floor,
-                                       window_scaling)
-    for b in range(x.shape[0]):
-        for h in range(steps):
-            for c in range(n_targets):
-                y[b, h, c] = (y[b, h, c] - base[b, h, c]) / scale[b, 0, c]
+            stat[1] = 1
+            if window_scaling:
+                total = 0.0
+                for t in range(L):
+                    total += np.float64(x[b, t, c])
+                mean = total / L
+                sq = 0.0
+                for t in range(L):
+                    d = np.float64(x[b, t, c]) - mean
+                    sq += d * d
+                sd = np.sqrt(sq / L)
+                stat[0] = mean
+                stat[1] = scale_floor if sd < scale_floor else sd  # a NaN stays NaN
+                for t in range(L):
+                    xin[b, t, c] = (x[b, t, c] - stat[0]) / stat[1]
+            for h in range(steps):
+                src = L - 1 if season == 0 else L - season + h % season
+                y[b, h, c] = (y[b, h, c] - x[b, src, c]) / stat[1]
     return xin, y, f  # reshaped by the caller: numba's reshape compiled for 0.3 s
 
 

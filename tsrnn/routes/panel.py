@@ -156,9 +156,11 @@ class PanelRoute(PanelForecasting):
         net_fut_cols = self.net_fut_cols
         lookback, season, ws = self.lookback, self.season, self.window_scaling
 
+        make_batch = D.batch_function(-(-starts.size // est.batch_size) * est.max_epochs)
+
         def get_batch(idx):
-            x, yw, f = D.training_batch(values, starts[idx], lookback, out_steps, nt,
-                                        net_fut_cols, season, MIN_WINDOW_SCALE, ws)
+            x, yw, f = make_batch(values, starts[idx], lookback, out_steps, nt,
+                                  net_fut_cols, season, MIN_WINDOW_SCALE, ws)
             return x, yw.reshape(len(idx), -1), f.reshape(len(idx), -1)
 
         self.target_names = list(panel.target_names)

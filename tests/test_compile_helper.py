@@ -11,8 +11,9 @@ from tsrnn import compile_helper, parallel
 
 # The kernels the helper compiles, by module and name.
 HELPER_KERNELS = {
-    "tsrnn.kernels.cpu": ["{cell}_backward", "{cell}_final_state", "sum_squares",
-                          "rows_affine"],
+    "tsrnn.kernels.cpu.{cell}": ["_{cell}_backward_steps", "{cell}_final_state"],
+    "tsrnn.kernels.cpu.linalg": ["sum_squares", "rows_affine", "input_grad", "weight_grads",
+                                 "sum_outer", "col_sum"],
     "tsrnn.optim": ["_adam_update", "_average_update"],
 }
 
@@ -34,7 +35,7 @@ for cell in cells:
         TSRNNRegressor(cell=cell, hidden_size=4, lookback=6, horizon=2, max_epochs=2,
                        random_state=0).fit(y).predict(level=[80])
     for module, names in kernels.items():
-        mod = importlib.import_module(module)
+        mod = importlib.import_module(module.format(cell=cell))
         for name in names:
             name = name.format(cell=cell)
             found[name] = [str(s) for s in getattr(mod, name).signatures]
@@ -51,7 +52,7 @@ def test_helper_compiles_the_signatures_a_fit_uses():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=env, check=True, timeout=600)
     found = json.loads(out.stdout.strip().splitlines()[-1])
-    assert len(found) == 3 * 2 + 2 + 2  # per cell two, shared four
+    assert len(found) == 3 * 2 + 6 + 2  # per cell two, shared eight
     for name, signatures in found.items():
         assert len(signatures) == 1, (name, signatures)
         assert "float32" in signatures[0], (name, signatures)
@@ -86,9 +87,14 @@ class _FakePopen:
         self.waited = False
         _FakePopen.started.append(self)
 
+    running = False  # poll(): finished, unless a test says it runs
+
     def wait(self, timeout=None):
         self.waited = True
         return 0
+
+    def poll(self):
+        return None if self.running else 0
 
 
 @pytest.fixture
@@ -108,10 +114,55 @@ def test_start_only_when_the_kernel_is_not_cached(fake_helper, monkeypatch):
     assert compile_helper.start("gru")
     assert compile_helper.start("gru")  # one helper at a time
     assert len(fake_helper) == 1
-    assert "compile_kernels('gru')" in fake_helper[0].cmd[-1]
+    assert "compile_kernels('gru', " in fake_helper[0].cmd[-1]
     compile_helper.wait()
     assert fake_helper[0].waited and compile_helper._helper is None
     compile_helper.wait()  # nothing left to wait for
+
+
+def _recording_tasks(monkeypatch, log):
+    names = ["backward_steps", "final_state", "input_grad", "adam", "average"]
+    monkeypatch.setattr(compile_helper, "_tasks", lambda cell: [
+        (name, lambda name=name: log.append(name)) for name in names])
+
+
+def test_the_fit_takes_kernels_from_the_end_until_it_meets_the_helper(fake_helper,
+                                                                       monkeypatch):
+    """While the helper runs, the fit's first backward pass compiles the kernels the
+    helper has not claimed, last first, and stops at the first claimed one."""
+    monkeypatch.setattr(compile_helper, "_cached", lambda cell: False)
+    log = []
+    _recording_tasks(monkeypatch, log)
+    assert compile_helper.start("lstm")
+    claims = compile_helper._claims
+    for name in ["backward_steps", "final_state", "input_grad"]:  # the helper's so far
+        assert compile_helper._claim(claims, name)
+    fake_helper[0].running = True
+    compile_helper.wait()
+    assert log == ["average", "adam"]
+    assert fake_helper[0].waited and not os.path.exists(claims)
+
+
+def test_a_finished_helper_leaves_the_fit_nothing_to_compile(fake_helper, monkeypatch):
+    monkeypatch.setattr(compile_helper, "_cached", lambda cell: False)
+    log = []
+    _recording_tasks(monkeypatch, log)
+    assert compile_helper.start("lstm")
+    compile_helper.wait()  # poll(): finished
+    assert log == [] and fake_helper[0].waited
+
+
+def test_the_helper_stops_at_the_first_kernel_the_fit_has_taken(monkeypatch, tmp_path):
+    log = []
+    _recording_tasks(monkeypatch, log)
+    assert compile_helper._claim(str(tmp_path), "adam")  # the fit's
+    compile_helper.compile_kernels("lstm", str(tmp_path))
+    assert log == ["backward_steps", "final_state", "input_grad"]
+    assert not compile_helper._claim(str(tmp_path), "input_grad")  # claimed once
+    assert not compile_helper._claim(str(tmp_path / "gone"), "x")  # folder removed
+    log.clear()
+    compile_helper.compile_kernels("lstm")  # no claims folder: all of them
+    assert log == ["backward_steps", "final_state", "input_grad", "adam", "average"]
 
 
 def test_a_forked_child_does_not_wait_for_its_parents_helper(fake_helper, monkeypatch):

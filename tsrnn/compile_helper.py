@@ -7,10 +7,13 @@ after the other). A second process can. The kernels of the backward pass, the
 optimizer and the forecasts take arguments of known types, independent of the
 data, and no fit needs them before its first backward pass. So a fit
 (:func:`start`) hands them to a helper process, which compiles them into the same
-disk cache while the fit compiles the batches, the forward pass and the smoothing
-itself; the first backward pass (:func:`wait`, in
-:func:`tsrnn.functional.backward_layer`) waits for the helper to finish and then
-loads them from the cache.
+disk cache while the fit compiles the smoothing, the forward pass and the head
+itself. The first backward pass (:func:`wait`, in
+:func:`tsrnn.functional.backward_layer`) then shares what the helper has not begun:
+the helper takes the kernels from the front of one list, the fit from the back
+(each claims a kernel by creating a file first), until they meet; then the fit
+waits for the helper to finish and loads the helper's kernels from the cache. So
+the two processes finish together, however fast each one is.
 
 Both processes may compile a helper the kernels share (a matrix product, say); they
 do so with the same argument types (a fit compiles one specialisation of each tsrnn
@@ -29,8 +32,10 @@ crashed, too slow), the fit compiles what it still needs itself, as without it.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 
 from tsrnn import parallel
@@ -41,6 +46,8 @@ WAIT_LIMIT_S = 120
 
 _helper: subprocess.Popen | None = None
 _owner_pid: int | None = None  # the process that started the helper (not a fork)
+_cell = "lstm"
+_claims = ""  # the folder of claim files the fit and the helper share
 _lock = threading.Lock()
 
 
@@ -66,38 +73,42 @@ def in_cache(dispatcher) -> bool:
 
 
 def _cached(cell: str) -> bool:
-    """Whether the cache holds the CPU backward kernel of ``cell``."""
-    from tsrnn.kernels import cpu
+    """Whether the cache holds the time loop of the CPU backward kernel of ``cell``."""
+    import importlib
 
-    return in_cache(getattr(cpu, f"{cell}_backward"))
+    module = importlib.import_module(f"tsrnn.kernels.cpu.{cell}")
+    return in_cache(getattr(module, f"_{cell}_backward_steps"))
 
 
 def start(cell: str) -> bool:
     """Start the helper for a float32 CPU fit of ``cell`` if it can pay; returns
     whether one is running."""
-    global _helper, _owner_pid
+    global _helper, _owner_pid, _cell, _claims
     with _lock:
         if _helper is not None and _owner_pid == os.getpid():
             return True
         if not enabled() or _cached(cell):
             return False
+        claims = tempfile.mkdtemp(prefix="tsrnn-compile-")
         try:
             _helper = subprocess.Popen(
-                [sys.executable, "-c",
-                 f"from tsrnn.compile_helper import compile_kernels; compile_kernels({cell!r})"],
+                [sys.executable, "-c", "from tsrnn.compile_helper import compile_kernels; "
+                 f"compile_kernels({cell!r}, {claims!r})"],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL)
         except OSError:
             _helper = None
+            shutil.rmtree(claims, ignore_errors=True)
             return False
-        _owner_pid = os.getpid()
+        _owner_pid, _cell, _claims = os.getpid(), cell, claims
         return True
 
 
 def wait() -> None:
     """Block until the helper (if any) has finished; at most :data:`WAIT_LIMIT_S`,
-    after which it is stopped. A no-op once it has finished, and in a forked
-    child (the helper is its parent's)."""
+    after which it is stopped. While it runs, the fit compiles the kernels it has
+    not claimed yet, from the end of the list (:func:`compile_kernels`). A no-op
+    once it has finished, and in a forked child (the helper is its parent's)."""
     global _helper
     if _helper is None:
         return
@@ -106,23 +117,55 @@ def wait() -> None:
         if helper is None or _owner_pid != os.getpid():
             return
         try:
+            if helper.poll() is None:
+                for name, compile_ in reversed(_tasks(_cell)):
+                    if not _claim(_claims, name):
+                        break  # the helper has got this far
+                    compile_()
             helper.wait(timeout=WAIT_LIMIT_S)
         except subprocess.TimeoutExpired:
             helper.kill()
             helper.wait()
+        finally:
+            shutil.rmtree(_claims, ignore_errors=True)
 
 
-def compile_kernels(cell: str) -> None:
-    """Compile, by calls on tiny float32 arrays with the argument types a fit passes,
-    the kernels the helper takes over: ``<cell>_backward``, the gradient norm, Adam
-    and the weight average, and the inference kernels (``<cell>_final_state``,
-    ``rows_affine``). The head's backward stays with the fit, which would otherwise
-    wait for the helper longer than it takes to compile it."""
+def _claim(claims: str, name: str) -> bool:
+    """Whether this process takes kernel ``name``: the first to create its file in
+    the folder ``claims`` does (atomic). A missing folder (the fit has finished
+    with it): no."""
+    try:
+        os.close(os.open(os.path.join(claims, name), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        return True
+    except OSError:
+        return False
+
+
+def compile_kernels(cell: str, claims: str | None = None) -> None:
+    """Compile the kernels of :func:`_tasks`, in order; with ``claims``, only those
+    this process claims first (the fit claims from the end of the list while it
+    waits), stopping at the first the fit has."""
+    for name, compile_ in _tasks(cell):
+        if claims is not None and not _claim(claims, name):
+            return
+        compile_()
+
+
+def _tasks(cell: str):
+    """The kernels the helper takes over, as (name, function that compiles it) by
+    calls on tiny float32 arrays with the argument types a fit passes (tested): the
+    time loop of ``<cell>_backward`` and its products after the loop, the inference
+    kernels (``<cell>_final_state``, ``rows_affine``), the gradient norm, Adam and
+    the weight average. The large ones come first, so that what the fit takes from
+    the end while it waits is small. The head's backward stays with the fit."""
+    import importlib
+
     import numpy as np
 
-    from tsrnn.kernels import cpu
+    from tsrnn.kernels.cpu import linalg
     from tsrnn.optim import _adam_update, _average_update
 
+    kernels = importlib.import_module(f"tsrnn.kernels.cpu.{cell}")
     T, B, F, H = 3, 2, 1, 4
     G = {"lstm": 4, "gru": 3, "rnn": 1}[cell] * H
 
@@ -130,25 +173,46 @@ def compile_kernels(cell: str) -> None:
         return np.zeros(shape, np.float32)
 
     lengths = np.full(B, T, np.int64)
-    if cell == "lstm":
-        cpu.lstm_backward(z(T, B, F), z(G, F), z(G, H), lengths, z(T + 1, B, H),
-                          z(T + 1, B, H), z(T, B, G), z(T, B, H), z(T, B, H), z(B, H),
-                          z(B, H))
-    elif cell == "gru":
-        cpu.gru_backward(z(T, B, F), z(G, F), z(G, H), lengths, z(T + 1, B, H),
-                         z(T, B, G), z(T, B, H), z(T, B, H), z(B, H))
-    else:
-        cpu.rnn_backward(z(T, B, F), z(G, F), z(G, H), lengths, z(T + 1, B, H),
-                         z(T, B, H), z(B, H), False)
-    cpu.sum_squares(z(5))
-    _adam_update(z(5), z(5), z(5), z(5), 0.9, 0.999, 1e-3, 0.5, 1e-8, 0.0)
-    _average_update(z(5), z(5), 0.5)
-    if cell == "lstm":
-        cpu.lstm_final_state(z(T, B, F), z(G, F), z(G, H), z(G), z(G), z(B, H), z(B, H),
-                             z(B, 0, H))
-    elif cell == "gru":
-        cpu.gru_final_state(z(T, B, F), z(G, F), z(G, H), z(G), z(G), z(B, H), z(B, 0, H))
-    else:
-        cpu.rnn_final_state(z(T, B, F), z(G, F), z(G, H), z(G), z(G), z(B, H), False,
-                            z(B, 0, H))
-    cpu.rows_affine(z(B, H), z(2, H), z(2))
+
+    def backward_steps():
+        if cell == "lstm":
+            kernels._lstm_backward_steps(z(T, B, F), z(G, F), z(G, H), lengths,
+                                         z(T + 1, B, H), z(T + 1, B, H), z(T, B, G),
+                                         z(T, B, H), z(T, B, H), z(B, H), z(B, H))
+        elif cell == "gru":
+            kernels._gru_backward_steps(z(T, B, F), z(G, F), z(G, H), lengths,
+                                        z(T + 1, B, H), z(T, B, G), z(T, B, H),
+                                        z(T, B, H), z(B, H))
+        else:
+            kernels._rnn_backward_steps(z(T, B, F), z(G, H), lengths, z(T + 1, B, H),
+                                        z(T, B, H), z(B, H), False)
+
+    def final_state():
+        if cell == "lstm":
+            kernels.lstm_final_state(z(T, B, F), z(G, F), z(G, H), z(G), z(G), z(B, H),
+                                     z(B, H), z(B, 0, H))
+        elif cell == "gru":
+            kernels.gru_final_state(z(T, B, F), z(G, F), z(G, H), z(G), z(G), z(B, H),
+                                    z(B, 0, H))
+        else:
+            kernels.rnn_final_state(z(T, B, F), z(G, F), z(G, H), z(G), z(G), z(B, H),
+                                    False, z(B, 0, H))
+
+    def weight_grads():
+        if cell == "gru":
+            linalg.sum_outer(z(T, B, G), z(T, B, F))
+            linalg.col_sum(z(T, B, G))
+        else:
+            linalg.weight_grads(z(T, B, G), z(T, B, F), z(T + 1, B, H))
+
+    return [
+        ("backward_steps", backward_steps),
+        ("final_state", final_state),
+        ("weight_grads", weight_grads),
+        ("input_grad", lambda: linalg.input_grad(z(T, B, G), z(G, F))),
+        ("rows_affine", lambda: linalg.rows_affine(z(B, H), z(2, H), z(2))),
+        ("adam", lambda: _adam_update(z(5), z(5), z(5), z(5), 0.9, 0.999, 1e-3, 0.5,
+                                      1e-8, 0.0)),
+        ("sum_squares", lambda: linalg.sum_squares(z(5))),
+        ("average", lambda: _average_update(z(5), z(5), 0.5)),
+    ]

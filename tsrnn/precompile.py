@@ -27,9 +27,15 @@ def precompile(cells=CELLS, float64: bool = False, verbose: bool = False) -> flo
     and float64 for the functional API too with ``float64``); returns the seconds
     taken."""
     from tsrnn import TSRNNRegressor
+    from tsrnn import data as D
     from tsrnn import functional as F
 
     t0 = time.perf_counter()
+    # the compiled training batch, which a tiny fit does not compile (it pays only
+    # for large fits, or once cached: tsrnn.data.batch_function)
+    values = np.zeros((10, 2), np.float32)
+    D.compiled_training_batch(values, np.zeros(2, np.int64), 3, 2, 1,
+                              np.zeros(0, np.int64), 0, 0.05, True)
     t = np.arange(80)
     y = pd.Series(np.sin(t / 4) + 2.0, index=pd.date_range("2000-01-01", periods=80,
                                                             freq="D"))

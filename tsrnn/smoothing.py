@@ -31,37 +31,28 @@ NM_ITERS = 400
 
 
 # The compiled functions below use scalar loops and write into arrays rather than
-# return tuples: numba compiles them in about a second instead of several.
+# return tuples, and call few others: numba optimises a function together with
+# every compiled function it calls, at each level of calls, so three levels
+# compile in 1.9 s where six took 2.4 s.
 
 
 @njit(**JIT_OPTIONS)
-def _squash(u, lo, hi):
-    return lo + (hi - lo) / (1.0 + np.exp(-u))
-
-
-@njit(**JIT_OPTIONS)
-def _unpack(model, u, scale, p):
-    """Parameters ``u`` (unbounded) of ``model`` -> ``p`` = alpha, beta, phi, l0,
-    b0 (beta below alpha, phi in PHI_RANGE)."""
-    p[0] = _squash(u[0], 1e-4, 0.9999)
-    p[3] = u[1] * scale
-    p[1], p[4], p[2] = 0.0, 0.0, 1.0
+def _objective(model, u, y, scale, relative, p):
+    """-2 log-likelihood (up to a constant) of the one-step errors of unbounded
+    parameters ``u`` of ``model``, additive or ``relative`` (multiplicative: errors
+    in proportion to the fit); the bounded parameters (alpha, beta, phi, l0, b0)
+    go to ``p`` (beta below alpha, phi in PHI_RANGE; squashed by a logistic)."""
+    alpha = 1e-4 + (0.9999 - 1e-4) / (1.0 + np.exp(-u[0]))
+    beta, phi, lev, tr = 0.0, 1.0, u[1] * scale, 0.0
     if model == DRIFT:
-        p[4] = u[2] * scale
+        tr = u[2] * scale
     elif model != SIMPLE:
-        p[1] = p[0] * _squash(u[2], 1e-4, 0.9999)
-        p[4] = u[3] * scale
+        beta = alpha * (1e-4 + (0.9999 - 1e-4) / (1.0 + np.exp(-u[2])))
+        tr = u[3] * scale
     if model == DAMPED:
-        p[2] = _squash(u[4], PHI_LOW, PHI_HIGH)
-
-
-@njit(**JIT_OPTIONS)
-def _likelihood(y, p, relative):
-    """-2 log-likelihood (up to a constant) of the one-step errors of parameters
-    ``p``, additive or ``relative`` (multiplicative: errors in proportion to the
-    fit). The state updates are the same for both."""
-    alpha, beta, phi = p[0], p[1], p[2]
-    lev, tr, sse, logs = p[3], p[4], 0.0, 0.0
+        phi = PHI_LOW + (PHI_HIGH - PHI_LOW) / (1.0 + np.exp(-u[4]))
+    p[0], p[1], p[2], p[3], p[4] = alpha, beta, phi, lev, tr
+    sse, logs = 0.0, 0.0
     n = y.shape[0]
     for t in range(n):
         fit = lev + phi * tr
@@ -77,12 +68,6 @@ def _likelihood(y, p, relative):
         lev = fit + alpha * e
         tr = phi * tr + beta * e
     return n * np.log(max(sse, 1e-300)) + 2.0 * logs
-
-
-@njit(**JIT_OPTIONS)
-def _objective(model, u, y, scale, relative, p):
-    _unpack(model, u, scale, p)
-    return _likelihood(y, p, relative)
 
 
 @njit(**JIT_OPTIONS)
@@ -146,31 +131,8 @@ def _nelder_mead(model, x0, y, scale, relative, best):
     for i in range(1, d + 1):
         if vals[i] < vals[i_best]:
             i_best = i
-    _unpack(model, pts[i_best], scale, best)
+    _objective(model, pts[i_best], y, scale, relative, best)
     return vals[i_best]
-
-
-@njit(**JIT_OPTIONS)
-def _fit(y, model, relative, p):
-    """Fit ``model`` to ``y``: parameters (alpha, beta, phi, l0, b0) into ``p``;
-    returns the AICc."""
-    n = y.shape[0]
-    scale = 1e-12
-    for t in range(n):
-        scale += abs(y[t]) / n
-    k = 2 if model == SIMPLE else (3 if model == DRIFT else 5)
-    x0 = np.zeros(k)
-    x0[1] = y[0] / scale
-    slope = (y[n - 1] - y[0]) / (n - 1) / scale if n > 1 else 0.0
-    if model == DRIFT:
-        x0[2] = slope
-    elif model == DAMPED:
-        x0[2] = -1.0
-        x0[3] = slope
-        x0[4] = 1.0
-    lik = _nelder_mead(model, x0, y, scale, relative, p)
-    kk = k + 1  # and the errors' variance
-    return lik + 2.0 * kk + 2.0 * kk * (kk + 1) / max(n - kk - 1, 1)
 
 
 @njit(**JIT_OPTIONS)
@@ -189,13 +151,28 @@ def select(y):
         if y[t] <= 0.0:
             positive = False
     p = np.empty(5)
+    scale = 1e-12
+    for t in range(n):
+        scale += abs(y[t]) / n
     for model in range(3):  # SIMPLE, DAMPED, DRIFT
         if model != SIMPLE and n < 8:
             break
         for r in range(2):
             if r == 1 and not positive:
                 continue
-            ic = _fit(y, model, r == 1, p)
+            k = 2 if model == SIMPLE else (3 if model == DRIFT else 5)
+            x0 = np.zeros(k)
+            x0[1] = y[0] / scale
+            slope = (y[n - 1] - y[0]) / (n - 1) / scale
+            if model == DRIFT:
+                x0[2] = slope
+            elif model == DAMPED:
+                x0[2] = -1.0
+                x0[3] = slope
+                x0[4] = 1.0
+            lik = _nelder_mead(model, x0, y, scale, r == 1, p)
+            kk = k + 1  # and the errors' variance
+            ic = lik + 2.0 * kk + 2.0 * kk * (kk + 1) / max(n - kk - 1, 1)
             if ic < best_ic:
                 best_ic = ic
                 for k in range(5):

@@ -10,6 +10,15 @@ and, for inference of a single layer over equal-length rows, row by row,
 final state, and every step's output in ``out`` (batch, time, hidden) when it has the
 time steps (an empty (batch, 0, hidden) for the final state alone).
 
+``<cell>_forward`` and ``<cell>_backward`` are Python functions around one compiled
+time loop each (``_<cell>_steps``, ``_<cell>_backward_steps``): the products outside
+the loop (the input projection before it, the weight and input gradients after it)
+are compiled functions of their own, called from Python. Numba optimises a
+compiled function together with every compiled function it calls, so a kernel
+that called them would have them optimised again inside it: on a cold start that
+cost 0.25 s for the LSTM's forward and 0.13 s for its backward, against a few
+microseconds a call from Python.
+
 The forward pass runs one direction of one layer over all time steps; reverse
 directions are run by reversing each sequence within its length first
 (``reverse_padded``), so the kernels only ever step forward.

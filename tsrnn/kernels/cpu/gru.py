@@ -123,7 +123,6 @@ def _backward_rows(gs, hn, h_prev, dout_s, di, dhh, dh, dh_prev, lengths, s,
             dp_b[j] = dh_b[j]
 
 
-@njit(**JIT_OPTIONS)
 def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, keep):
     """One direction of one GRU layer over all steps.
 
@@ -131,12 +130,17 @@ def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, keep):
     (time + 1, batch, hidden); ``gates`` (time, batch, 3 * hidden), the activated
     r, z, n; and ``hn`` (time or 1, batch, hidden), ``W_hn h + b_hn``.
     """
-    T, B, _ = x.shape
+    # Input-side pre-activations for every step; overwritten in place by r, z, n.
+    return _gru_steps(input_projection(x, w_ih, b_ih), w_hh, b_hh, h0, lengths, keep)
+
+
+@njit(**JIT_OPTIONS)
+def _gru_steps(gates, w_hh, b_hh, h0, lengths, keep):
+    """The time loop of :func:`gru_forward`, from the input projections ``gates``."""
+    T, B, _ = gates.shape
     H = w_hh.shape[1]
     G = 3 * H
-    dt = x.dtype
-    # Input-side pre-activations for every step; overwritten in place by r, z, n.
-    gates = input_projection(x, w_ih, b_ih)
+    dt = gates.dtype
     w_hh_t = np.ascontiguousarray(w_hh.T)
     hn_all = np.empty((T if keep else 1, B, H), dtype=dt)
     hs = np.empty((T + 1, B, H), dtype=dt)
@@ -152,7 +156,6 @@ def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, keep):
     return out, hs, gates, hn_all
 
 
-@njit(**JIT_OPTIONS)
 def gru_backward(x, w_ih, w_hh, lengths, hs, gates, hn_all, dout, dh_n):
     """Backpropagation through time for :func:`gru_forward` (``keep=True``).
 
@@ -162,6 +165,20 @@ def gru_backward(x, w_ih, w_hh, lengths, hs, gates, hn_all, dout, dh_n):
     the time loop and keep one step of gate gradients; others keep every step's and
     take one product each after the loop (:func:`streams_weight_grads`).
     """
+    stream, dx, dw_ih_t, dw_hh_t, db_ih, db_hh, dgi, dgh, dh = _gru_backward_steps(
+        x, w_ih, w_hh, lengths, hs, gates, hn_all, dout, dh_n)
+    if stream:
+        return (dx, np.ascontiguousarray(dw_ih_t.T), np.ascontiguousarray(dw_hh_t.T),
+                db_ih, db_hh, dh)
+    return (input_grad(dgi, w_ih), sum_outer(dgi, x), sum_outer(dgh, hs), col_sum(dgi),
+            col_sum(dgh), dh)
+
+
+@njit(**JIT_OPTIONS)
+def _gru_backward_steps(x, w_ih, w_hh, lengths, hs, gates, hn_all, dout, dh_n):
+    """The time loop of :func:`gru_backward`: ``(stream, dx, dw_ih_t, dw_hh_t, db_ih,
+    db_hh, dgi, dgh, dh0)``, with the streamed gradients when ``stream``, else the
+    input- and hidden-side gate gradients of every step."""
     T, B, _ = x.shape
     H = w_hh.shape[1]
     G = 3 * H
@@ -185,11 +202,7 @@ def gru_backward(x, w_ih, w_hh, lengths, hs, gates, hn_all, dout, dh_n):
                                   dx[s])
             accumulate_col_sum(dhh, db_hh)
         dh, dh_prev = dh_prev, dh
-    if stream:
-        return (dx, np.ascontiguousarray(dw_ih_t.T), np.ascontiguousarray(dw_hh_t.T),
-                db_ih, db_hh, dh)
-    return (input_grad(dgi, w_ih), sum_outer(dgi, x), sum_outer(dgh, hs), col_sum(dgi),
-            col_sum(dgh), dh)
+    return stream, dx, dw_ih_t, dw_hh_t, db_ih, db_hh, dgi, dgh, dh
 
 
 @njit(**JIT_OPTIONS)

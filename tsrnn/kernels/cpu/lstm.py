@@ -96,7 +96,6 @@ def _backward_rows(dg, tc, c_prev, dc, dout_s, dh, dh_prev, lengths, s, all_acti
             dp_b[j] = dh_b[j]
 
 
-@njit(**JIT_OPTIONS)
 def lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, keep):
     """One direction of one LSTM layer over all steps.
 
@@ -118,13 +117,20 @@ def lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, keep):
     gates : (time, batch, 4 * hidden), activated i, f, g, o (zero on padding)
     tanh_c : (time or 1, batch, hidden)
     """
-    T, B, _ = x.shape
-    H = w_hh.shape[1]
-    G = 4 * H
-    dt = x.dtype
     # Pre-activations of every step at once; each step adds h @ W_hh^T in place and
     # then overwrites them with the activated gates, so no second (T, B, 4H) array.
-    gates = input_projection(x, w_ih, vector_sum(b_ih, b_hh))
+    return _lstm_steps(input_projection(x, w_ih, b_ih + b_hh), w_hh, h0, c0, lengths,
+                       keep)
+
+
+@njit(**JIT_OPTIONS)
+def _lstm_steps(gates, w_hh, h0, c0, lengths, keep):
+    """The time loop of :func:`lstm_forward`, from the input projections ``gates``
+    (time, batch, 4 * hidden), which it activates in place."""
+    T, B, _ = gates.shape
+    H = w_hh.shape[1]
+    G = 4 * H
+    dt = gates.dtype
     scale, offset = gate_scale_offset(H, 4, 2, dt)
     w_hh_t = np.ascontiguousarray(w_hh.T)
     tanh_c = np.empty((T if keep else 1, B, H), dtype=dt)
@@ -166,7 +172,6 @@ def lstm_forward(x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, keep):
     return out, hs, cs, gates, tanh_c
 
 
-@njit(**JIT_OPTIONS)
 def lstm_backward(x, w_ih, w_hh, lengths, hs, cs, gates, tanh_c, dout, dh_n, dc_n):
     """Backpropagation through time for :func:`lstm_forward` (``keep=True``).
 
@@ -179,6 +184,21 @@ def lstm_backward(x, w_ih, w_hh, lengths, hs, cs, gates, tanh_c, dout, dh_n, dc_
     (pass a copy to keep them): a separate (time, batch, 4 * hidden) array would add
     its size in memory traffic to every backward pass.
     """
+    stream, dx, dw_ih_t, dw_hh_t, db, dh, dc = _lstm_backward_steps(
+        x, w_ih, w_hh, lengths, hs, cs, gates, tanh_c, dout, dh_n, dc_n)
+    if stream:
+        return (dx, np.ascontiguousarray(dw_ih_t.T), np.ascontiguousarray(dw_hh_t.T), db,
+                db.copy(), dh, dc)
+    dw_ih, dw_hh, db = weight_grads(gates, x, hs)
+    return input_grad(gates, w_ih), dw_ih, dw_hh, db, db.copy(), dh, dc
+
+
+@njit(**JIT_OPTIONS)
+def _lstm_backward_steps(x, w_ih, w_hh, lengths, hs, cs, gates, tanh_c, dout, dh_n,
+                         dc_n):
+    """The time loop of :func:`lstm_backward`: ``(stream, dx, dw_ih_t, dw_hh_t, db,
+    dh0, dc0)``, the streamed gradients (:func:`streams_weight_grads`) empty when
+    not ``stream``; ``gates`` then holds every step's pre-activation gradients."""
     T, B, _ = x.shape
     H = w_hh.shape[1]
     G = 4 * H
@@ -201,11 +221,7 @@ def lstm_backward(x, w_ih, w_hh, lengths, hs, cs, gates, tanh_c, dout, dh_n, dc_
         if stream:
             accumulate_step_grads(dg, dg, x[s], hs[s], w_ih, dw_ih_t, dw_hh_t, db, dx[s])
         dh, dh_prev = dh_prev, dh
-    if stream:
-        return (dx, np.ascontiguousarray(dw_ih_t.T), np.ascontiguousarray(dw_hh_t.T), db,
-                db.copy(), dh, dc)
-    dw_ih, dw_hh, db = weight_grads(dpre, x, hs)
-    return input_grad(dpre, w_ih), dw_ih, dw_hh, db, db.copy(), dh, dc
+    return stream, dx, dw_ih_t, dw_hh_t, db, dh, dc
 
 
 @njit(**JIT_OPTIONS)

@@ -52,7 +52,6 @@ def _backward_row(dp_b, dh_b, dhp, hn, do_b, H, use_relu):
             dhp[j] = 0
 
 
-@njit(**JIT_OPTIONS)
 def rnn_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, keep, use_relu):
     """One direction of one RNN layer over all steps.
 
@@ -61,12 +60,17 @@ def rnn_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, keep, use_relu):
     padding. The backward pass needs only ``hs``, so ``keep`` changes nothing here;
     it is accepted for the common signature.
     """
-    T, B, _ = x.shape
+    return _rnn_steps(input_projection(x, w_ih, b_ih + b_hh), w_hh, h0, lengths, use_relu)
+
+
+@njit(**JIT_OPTIONS)
+def _rnn_steps(pre, w_hh, h0, lengths, use_relu):
+    """The time loop of :func:`rnn_forward`, from the input projections ``pre``."""
+    T, B, _ = pre.shape
     H = w_hh.shape[1]
-    pre = input_projection(x, w_ih, vector_sum(b_ih, b_hh))
     w_hh_t = np.ascontiguousarray(w_hh.T)
-    hs = np.empty((T + 1, B, H), dtype=x.dtype)
-    out = np.zeros((T, B, H), dtype=x.dtype)
+    hs = np.empty((T + 1, B, H), dtype=pre.dtype)
+    out = np.zeros((T, B, H), dtype=pre.dtype)
     copy_rows(hs[0], h0)
     min_len = min_length(lengths)
     for s in range(T):
@@ -88,12 +92,20 @@ def rnn_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, keep, use_relu):
     return out, hs
 
 
-@njit(**JIT_OPTIONS)
 def rnn_backward(x, w_ih, w_hh, lengths, hs, dout, dh_n, use_relu):
     """Backpropagation through time for :func:`rnn_forward`.
 
     Returns ``dx, dw_ih, dw_hh, db_ih, db_hh, dh0``.
     """
+    dpre, dh = _rnn_backward_steps(x, w_hh, lengths, hs, dout, dh_n, use_relu)
+    dw_ih, dw_hh, db = weight_grads(dpre, x, hs)
+    return input_grad(dpre, w_ih), dw_ih, dw_hh, db, db.copy(), dh
+
+
+@njit(**JIT_OPTIONS)
+def _rnn_backward_steps(x, w_hh, lengths, hs, dout, dh_n, use_relu):
+    """The time loop of :func:`rnn_backward`: every step's pre-activation gradients
+    and ``dh0``."""
     T, B, _ = x.shape
     H = w_hh.shape[1]
     dpre = np.empty((T, B, H), dtype=x.dtype)
@@ -117,8 +129,7 @@ def rnn_backward(x, w_ih, w_hh, lengths, hs, dout, dh_n, use_relu):
                         dhp[j] = dh_b[j]
         matmul_acc(dp, w_hh, dh_prev)
         dh, dh_prev = dh_prev, dh
-    dw_ih, dw_hh, db = weight_grads(dpre, x, hs)
-    return input_grad(dpre, w_ih), dw_ih, dw_hh, db, db.copy(), dh
+    return dpre, dh
 
 
 @njit(**JIT_OPTIONS)

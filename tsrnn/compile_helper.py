@@ -199,11 +199,7 @@ def _tasks(cell: str):
                                     False, z(B, 0, H))
 
     def weight_grads():
-        if cell == "gru":
-            linalg.sum_outer(z(T, B, G), z(T, B, F))
-            linalg.col_sum(z(T, B, G))
-        else:
-            linalg.weight_grads(z(T, B, G), z(T, B, F), z(T + 1, B, H))
+        linalg.weight_grads(z(T, B, G), z(T, B, F), z(T + 1, B, H))
 
     return [
         ("backward_steps", backward_steps),

@@ -370,10 +370,10 @@ def accumulate_step_grads(dg_in, dg_hh, x_s, h_prev, w_ih, dw_ih_t, dw_hh_t, db_
     matmul_acc(dg_in, w_ih, dx_s)
 
 
-@njit(**JIT_OPTIONS)
 def weight_grads(dpre, inp, hs):
     """``dW_ih``, ``dW_hh`` (against the states before each step, ``hs[:T]``) and
-    ``db = sum(dpre)`` from the pre-activation gradients of every step."""
+    ``db = sum(dpre)`` from the pre-activation gradients of every step. Called from
+    Python, as :func:`input_grad` (see :mod:`tsrnn.kernels.cpu`)."""
     return sum_outer(dpre, inp), sum_outer(dpre, hs), col_sum(dpre)
 
 
@@ -419,14 +419,12 @@ def sum_squares(a):
     return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 
 
-@njit(**JIT_OPTIONS)
 def input_grad(dpre, w_ih):
-    """``dx = dpre @ w_ih``: (time, batch, features)."""
+    """``dx = dpre @ w_ih``: (time, batch, features), from C-contiguous ``dpre``."""
     T, B, G = dpre.shape
-    F = w_ih.shape[1]
-    dx = np.zeros((T * B, F), dtype=dpre.dtype)
+    dx = np.zeros((T * B, w_ih.shape[1]), dtype=dpre.dtype)
     matmul_acc(dpre.reshape(T * B, G), w_ih, dx)
-    return dx.reshape(T, B, F)
+    return dx.reshape(T, B, -1)
 
 
 @njit(**JIT_OPTIONS)

@@ -489,3 +489,28 @@ def test_the_layer_entry_points_refuse_what_would_leave_the_kernels_bounds(rng):
                          False)
     grads = F.backward_layer(*args, cache, np.ones_like(out), h0, h0, False, False)
     assert grads[1].shape == p["weight_ih_l0"].shape
+
+
+@pytest.mark.parametrize("batch", [4, 256])  # one shard; shards in threads
+def test_outputs_are_time_major_views_and_any_dout_layout_gives_the_same_grads(batch):
+    """out and dx are batch-first views of time-major memory (no transposed copy);
+    a dout laid out like out and a C-contiguous one give the same bits, and writing
+    into out leaves the backward pass alone (the cache does not hold it)."""
+    rng = np.random.default_rng(0)
+    p = F.init_params("lstm", 2, 32, seed=0)
+    x = rng.normal(size=(batch, 7, 2)).astype(np.float32)
+    out, _, cache = F.forward("lstm", x, p, training=True)
+    assert out.transpose(1, 0, 2).flags.c_contiguous
+    assert not out.flags.c_contiguous
+    g = rng.normal(size=out.shape).astype(np.float32)
+    dout_like = np.zeros_like(out)
+    dout_like[...] = g
+    assert dout_like.strides == out.strides
+    want = F.backward(cache, np.ascontiguousarray(g))
+    out[...] = np.nan
+    got = F.backward(cache, dout_like)
+    assert got[1].transpose(1, 0, 2).flags.c_contiguous
+    np.testing.assert_array_equal(got[1], want[1])
+    for k in want[0]:
+        np.testing.assert_array_equal(got[0][k], want[0][k])
+    np.testing.assert_array_equal(got[2][0], want[2][0])

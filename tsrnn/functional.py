@@ -475,7 +475,11 @@ def forward(
     Returns
     -------
     out : ndarray of shape (batch, time, num_directions * hidden)
-        Outputs of the last layer, zero past each sequence's length.
+        Outputs of the last layer, zero past each sequence's length: a batch-first
+        view of time-major memory, as the kernels write it (PyTorch's batch_first
+        output is such a view too), so not C-contiguous for more than one row.
+        A gradient for it laid out the same way (``np.zeros_like(out)``) reaches
+        the kernels of :func:`backward` without a copy.
     state : ndarray or tuple of ndarrays
         Final state at each sequence's own length, shaped like ``state``.
     cache : dict or None
@@ -526,24 +530,29 @@ def forward(
                 dtype
             ) / dtype.type(keep_prob)
 
-    out = np.empty((B, T, dirs * H), dtype=dtype)
     h_n = np.empty((num_layers * dirs, B, H), dtype=dtype)
     c_n = np.empty_like(h_n) if cell == "lstm" else None
+    shards = [slice(0, B)] if device != "cpu" else parallel.batch_shards(
+        B, CELLS[cell] * H * dirs
+    )
+    # The outputs stay time-major, as the kernels write them; ``out`` is their
+    # batch-first view (as PyTorch's batch_first output is), not a transposed copy.
+    out_tm = None if len(shards) == 1 else np.empty((T, B, dirs * H), dtype=dtype)
 
     def run_rows(rows):
         x_tm = np.ascontiguousarray(x[rows].transpose(1, 0, 2))  # time-major
-        out_tm, layers = _forward_stack(
+        shard_out, layers = _forward_stack(
             K, cell, x_tm, p, [s[:, rows] for s in states], lengths[rows],
             [None if m is None else m[:, rows] for m in masks], num_layers, dirs, keep,
             use_relu, h_n[:, rows], None if c_n is None else c_n[:, rows],
         )
-        out[rows] = out_tm.transpose(1, 0, 2)
-        return rows, layers
+        if out_tm is not None:
+            out_tm[:, rows] = shard_out
+        return (rows, layers), shard_out
 
-    shards = [slice(0, B)] if device != "cpu" else parallel.batch_shards(
-        B, CELLS[cell] * H * dirs
-    )
-    shard_caches = parallel.map_shards(run_rows, shards)
+    runs = parallel.map_shards(run_rows, shards)
+    shard_caches = [run for run, _ in runs]
+    out = (runs[0][1] if out_tm is None else out_tm).transpose(1, 0, 2)
     final = (h_n, c_n) if cell == "lstm" else h_n
     if not keep:
         return out, final, None
@@ -649,6 +658,7 @@ def backward(cache: dict[str, Any], dout: np.ndarray, dstate: State | None = Non
     grads : dict of str to ndarray
         Gradient of every parameter, keyed like ``params``.
     dx : ndarray of shape (batch, time, features)
+        A batch-first view of time-major memory, as ``out`` of :func:`forward`.
     dstate0 : like ``state``
         Gradient with respect to the initial state (what truncated BPTT carries
         back across chunks).
@@ -673,25 +683,30 @@ def backward(cache: dict[str, Any], dout: np.ndarray, dstate: State | None = Non
     dstates = _check_state(cell, dstate, num_layers * dirs, B, H, dtype, name="dstate")
     K = _kernels(cache.get("device", "cpu"))
 
-    dx = np.empty((B, T, F), dtype=dtype)
     dh0 = np.zeros((num_layers * dirs, B, H), dtype=dtype)
     dc0 = np.zeros_like(dh0) if cell == "lstm" else None
+    # Time-major, as the kernels take it: no copy when ``dout`` is laid out like
+    # ``out`` (np.zeros_like(out) is); dx is returned as a batch-first view.
+    dout_tm = dout.transpose(1, 0, 2)
+    shards = cache["shards"]
+    dx_tm = None if len(shards) == 1 else np.empty((T, B, F), dtype=dtype)
 
     def run_rows(shard):
         rows, layers = shard
-        dx_tm, grads = _backward_stack(
-            K, cell, p, layers, lengths[rows],
-            np.ascontiguousarray(dout[rows].transpose(1, 0, 2)),
+        shard_dx, grads = _backward_stack(
+            K, cell, p, layers, lengths[rows], np.ascontiguousarray(dout_tm[:, rows]),
             [s[:, rows] for s in dstates], num_layers, dirs, H, cache["use_relu"],
             dh0[:, rows], None if dc0 is None else dc0[:, rows], consume,
         )
-        dx[rows] = dx_tm.transpose(1, 0, 2)
-        return grads
+        if dx_tm is not None:
+            dx_tm[:, rows] = shard_dx
+        return grads, shard_dx
 
     if consume:
         cache["consumed"] = True
-    shard_grads = parallel.map_shards(run_rows, cache["shards"])
+    runs = parallel.map_shards(run_rows, shards)
     # Weight gradients sum over the rows: add the shards' (params' PyTorch order).
-    grads = parallel.add_shard_grads(shard_grads, p)
+    grads = parallel.add_shard_grads([g for g, _ in runs], p)
+    dx = (runs[0][1] if dx_tm is None else dx_tm).transpose(1, 0, 2)
     dstate0 = (dh0, dc0) if cell == "lstm" else dh0
     return grads, dx, dstate0

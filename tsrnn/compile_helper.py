@@ -31,6 +31,7 @@ crashed, too slow), the fit compiles what it still needs itself, as without it.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -101,6 +102,7 @@ def start(cell: str) -> bool:
             shutil.rmtree(claims, ignore_errors=True)
             return False
         _owner_pid, _cell, _claims = os.getpid(), cell, claims
+        atexit.register(shutil.rmtree, claims, True)  # if no backward pass ever waits
         return True
 
 

@@ -28,7 +28,6 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _common import (  # noqa: E402
     check_quiet,
     interleaved_median_times,
-    machine_line,
     write_table,
 )
 
@@ -219,7 +218,7 @@ def main(argv=None):
 
     noisy = check_quiet(allow_noisy=args.allow_noisy)
     if args.cold_only:
-        return cold_table(noisy, argv)
+        return cold_table(noisy)
     X, Y = make_data()
     rows = []
     threads = torch.get_num_threads() if torch_ok else 0
@@ -276,9 +275,8 @@ def main(argv=None):
 
     after = check_quiet(allow_noisy=True, after=True)  # no one else on a core after
     noisy = noisy or (after and after.replace("NOISY**: taken on", "NOISY**: after"))
-    cmd = "python benchmarks/bench_kernels.py " + " ".join(argv or sys.argv[1:])
     notes = ((noisy + "\n\n" if noisy else "")
-             + f"Command: `{cmd.strip()}`  \nMachine: {machine_line()}; torch {torch_version} "
+             + f"PyTorch: torch {torch_version} "
              f"(default threads {torch.get_num_threads() if torch_ok else '-'}).  \n"
              "One epoch = N=10000 series, T=50, input 1, one layer + linear head, MSE, "
              "Adam, float32. tsrnn: the estimator's network (`tsrnn.network`); F API: "
@@ -296,13 +294,12 @@ def main(argv=None):
     write_table(lat_path, "Batch-1 inference latency (50 steps), tsrnn vs PyTorch",
                 ["cell", "hidden", "tsrnn us", "tsrnn F API us", "F.forward alone us",
                  "PyTorch us", "PyTorch/tsrnn", "PyTorch/F API"], lat_rows,
-                f"Command: `{cmd.strip()}`  \nMachine: {machine_line()}. Median over 5 "
-                "blocks of 400 calls; forward of one 50-step sequence + head (tsrnn: "
+                "Median over 5 blocks of 400 calls; forward of one 50-step sequence + head (tsrnn: "
                 "the estimator's network; F API: `F.forward`, head in NumPy; "
                 "F.forward alone: without the head).")
 
 
-def cold_table(noisy, argv):
+def cold_table(noisy):
     """Cold and warm starts of each job, twice each with a fresh empty cache, to
     ``cold_start.md``."""
     rows = []
@@ -329,10 +326,8 @@ def cold_table(noisy, argv):
     shutil.rmtree(model_dir, ignore_errors=True)
     after = check_quiet(allow_noisy=True, after=True)
     noisy = noisy or (after and after.replace("NOISY**: taken on", "NOISY**: after"))
-    cmd = "python benchmarks/bench_kernels.py " + " ".join(argv or sys.argv[1:])
     notes = ((noisy + "\n\n" if noisy else "")
-             + f"Command: `{cmd.strip()}`  \nMachine: {machine_line()}.  \n"
-             "A fresh process per figure, imports included; empty: a new, empty "
+             + "A fresh process per figure, imports included; empty: a new, empty "
              "NUMBA_CACHE_DIR (two runs, each with its own); warm: the same job again "
              "on the cache the empty run filled.")
     write_table("cold_start.md", "Cold start", ["job", "empty cache s", "warm cache s"],

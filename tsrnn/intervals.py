@@ -53,9 +53,8 @@ def interval_scale(x, n_targets, per_window, floor):
     """The unit of the conformal scores for forecasts from scaled windows ``x``,
     (n, 1, targets): each window's own scale when ``per_window`` (the model scales
     windows), else 1 (one width for every window of a series)."""
-    if per_window:  # the scale the network saw the windows in: the same function
-        scale = D.network_windows(np.ascontiguousarray(x), n_targets, 1, 0, floor, True)[2]
-        return scale.astype(np.float64)
+    if per_window:  # the scale the network saw the windows in (network_windows')
+        return D.window_stats(x, n_targets, floor)[1].astype(np.float64)
     return np.ones((len(x), 1, n_targets))
 
 

@@ -154,8 +154,8 @@ class PanelForecasting:
         """(xin, base, scale) of windows ``x`` for ``steps`` forecast steps: the
         network's input, the naive baseline and the unit of the network's output
         (:func:`tsrnn.data.network_windows`, which training uses too)."""
-        return D.network_windows(np.ascontiguousarray(x), self.n_targets, steps,
-                                 self.season, MIN_WINDOW_SCALE, self.window_scaling)
+        return D.network_windows(x, self.n_targets, steps, self.season, MIN_WINDOW_SCALE,
+                                 self.window_scaling)
 
     def predict_scaled(self, net, xs, futs):
         """Forecasts in scaled units from windows ``xs`` (n, lookback, channels) and

@@ -176,11 +176,11 @@ _FIRST_FIT = ("import warnings; warnings.simplefilter('ignore'); "
 _FIRST_FIT_NETWORK = _FIRST_FIT.replace("random_state=0", "random_state=0, combine=None")
 
 
-def cold_start(cache_dir: str | None, job: str = _FIRST_FORWARD) -> float:
+def cold_start(cache_dir: str | None, job: str = _FIRST_FORWARD, **env_vars) -> float:
     """Seconds for ``job`` (imports included) in a fresh process, with its kernel
-    cache in ``cache_dir``."""
+    cache in ``cache_dir`` and ``env_vars`` set."""
     code = f"import time; t=time.perf_counter(); {job}; print(time.perf_counter()-t)"
-    env = dict(os.environ)
+    env = dict(os.environ, **env_vars)
     if cache_dir is not None:
         env["NUMBA_CACHE_DIR"] = cache_dir
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -307,17 +307,20 @@ def cold_table(noisy):
     model = os.path.join(model_dir, "air.tsrnn")
     cold_start(model_dir, _FIRST_FIT.replace(".predict()", f".save({model!r})"))
     load_job = f"from tsrnn import TSRNNRegressor; TSRNNRegressor.load({model!r}).predict()"
-    for name, job in (("import tsrnn + first LSTM forward", _FIRST_FORWARD),
-                      ("first default fit (air_passengers, 5 epochs) + predict",
-                       _FIRST_FIT),
-                      ("the same with combine=None", _FIRST_FIT_NETWORK),
-                      ("load that fitted model from its file + predict", load_job)):
+    helper_off = {"TSRNN_COMPILE_HELPER": "0"}
+    for name, job, env_vars in (
+            ("import tsrnn + first LSTM forward", _FIRST_FORWARD, {}),
+            ("first default fit (air_passengers, 5 epochs) + predict", _FIRST_FIT, {}),
+            ("the same with combine=None", _FIRST_FIT_NETWORK, {}),
+            ("the default fit, compile helper off (TSRNN_COMPILE_HELPER=0)", _FIRST_FIT,
+             helper_off),
+            ("load that fitted model from its file + predict", load_job, {})):
         empty, warm = [], []
         for _ in range(2):
             tmp = tempfile.mkdtemp(prefix="tsrnn-cold-")
             try:
-                empty.append(cold_start(tmp, job))
-                warm.append(cold_start(tmp, job))
+                empty.append(cold_start(tmp, job, **env_vars))
+                warm.append(cold_start(tmp, job, **env_vars))
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
         rows.append([name, " / ".join(f"{t:.1f}" for t in empty),

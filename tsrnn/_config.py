@@ -19,8 +19,12 @@ Environment variables (read once at import):
     OpenBLAS numpy ships (see :mod:`tsrnn.kernels.cpu.blas`, which reads it); the
     fallback where no such OpenBLAS is loaded.
 ``TSRNN_CUDA_THREADS``
-    Threads per block of the CUDA kernels (tests patch this small so that tiny inputs
-    run on several blocks).
+    Threads per block of the CUDA kernels; the matrix products' tiles are its square
+    root, at most 16 (tests patch this small so that tiny inputs run on several
+    blocks and tiles).
+``TSRNN_CUDA_TILE_ROWS``
+    Most batch rows one block of the CUDA recurrent kernels steps through time
+    (see :mod:`tsrnn.kernels.cuda.tiles`).
 ``TSRNN_COMPILE_HELPER``
     ``0`` keeps a first fit with an empty kernel cache from compiling its backward
     and inference kernels in a helper process (see :mod:`tsrnn.compile_helper`,
@@ -32,7 +36,14 @@ Environment variables (read once at import):
 import os
 
 BLAS_MIN_FLOPS = int(os.environ.get("TSRNN_BLAS_MIN_FLOPS", "4096"))
-CUDA_THREADS_PER_BLOCK = int(os.environ.get("TSRNN_CUDA_THREADS", "128"))
+CUDA_THREADS_PER_BLOCK = int(os.environ.get("TSRNN_CUDA_THREADS", "256"))
+CUDA_TILE_ROWS = int(os.environ.get("TSRNN_CUDA_TILE_ROWS", "8"))
+#: Blocks a CUDA launch aims for: twice the 132 multiprocessors of an H100/H200, so
+#: that small batches still spread over the chip (fewer rows per block, products
+#: split over their long axis).
+CUDA_TARGET_BLOCKS = 264
+#: Shared memory a CUDA block may use without the driver's opt-in (48 KiB).
+CUDA_SHARED_BYTES = 48 * 1024
 #: A batch is split over threads (see :mod:`tsrnn.parallel`) only into shards of at
 #: least this much work: rows x (gates x hidden x directions + ``ROW_WORK``).
 SHARD_MIN_WORK = int(os.environ.get("TSRNN_SHARD_MIN_WORK", "4096"))

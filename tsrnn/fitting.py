@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tsrnn import _warnings
+from tsrnn import _warnings, device_training
 
 try:
     import fcntl
@@ -154,6 +154,9 @@ def _train(est, plan: TrainingPlan, incremental: bool = False) -> None:
         from tsrnn.stateful import StreamTrainer
 
         trainer = StreamTrainer(est.net_, plan.streams, **kw)
+    elif est.net_.device == "cuda" and device_training.unsupported(est.net_, est,
+                                                                  plan) is None:
+        trainer = device_training.DeviceTrainer(est.net_, plan, **kw)
     else:
         trainer = Trainer(est.net_, plan.get_batch, **kw)
     if state.optimizer is not None:

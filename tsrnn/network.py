@@ -298,6 +298,10 @@ class RecurrentNet:
         return value, parallel.add_shard_grads([g for _, g in per_shard], keys)
 
     def forward(self, x, fut, training=False, rng=None, tbptt_steps=None):
+        if not training and self.device == "cuda" and not self.bidirectional:
+            from tsrnn.device_training import predict  # imports numba.cuda
+
+            return predict(self, x, fut), None
         if not training:
             h = self._single_layer_final_state(x)
             if h is not None:

@@ -67,6 +67,9 @@ class TrainingPlan:
     #: Stateful training (:mod:`tsrnn.stateful`): the streams to follow, instead of
     #: windows.
     streams: object = None
+    #: What ``get_batch`` builds batches from (:class:`tsrnn.data.WindowBatches` or
+    #: :class:`tsrnn.data.ArrayBatches`), for training that builds them on the GPU.
+    batches: object = None
 
 
 class Trainer:
@@ -127,6 +130,40 @@ class Trainer:
         averaging = self.opt.average_decay is not None and self.opt.average
         return self.opt.average if averaging else self.net.params
 
+    # What the epoch loop does with weights, as methods: a trainer whose weights live
+    # elsewhere (tsrnn.device_training, on the GPU) overrides these.
+    def snapshot(self, kept: bool = False) -> dict:
+        """A copy of the weights (``kept``: of the weights that validate)."""
+        source = self.kept_weights() if kept else self.net.params
+        return {k: v.copy() for k, v in source.items()}
+
+    def restore(self, snapshot: dict) -> None:
+        self.net.params.update(snapshot)
+
+    def adopt(self, params: dict):
+        """A snapshot of host weights ``params`` (a checkpoint's best)."""
+        return params
+
+    def as_host(self, snapshot) -> dict:
+        return snapshot
+
+    def evaluate_kept(self, val_idx: np.ndarray) -> float:
+        """The validation loss of the kept weights."""
+        live = self.net.params.copy()
+        self.net.params.update(self.kept_weights())  # evaluate() only reads them
+        try:
+            return self.evaluate(val_idx)
+        finally:
+            self.net.params.update(live)
+
+    def finish(self, best) -> None:
+        """The network's final weights: ``best`` (the best validated), or without
+        validation the moving average as it ends (else the weights as they are)."""
+        if best is not None:
+            self.net.params.update(best)
+        elif self.kept_weights() is not self.net.params:
+            self.net.params.update({k: v.copy() for k, v in self.opt.average.items()})
+
     def evaluate(self, idx: np.ndarray) -> float:
         total, count = 0.0, 0
         lo, rows = 0, 64  # then sized to the windows' length (inference_rows)
@@ -158,8 +195,7 @@ class Trainer:
                         "stale": 0}
         h.setdefault("stale", 0)
         self.history = h
-        if best_params is None:
-            best_params = {k: v.copy() for k, v in self.net.params.items()}
+        best_params = self.snapshot() if best_params is None else self.adopt(best_params)
         stopped = False
         start = len(h["loss"])
         bar = self.progress(total=max_epochs) if self.progress else None
@@ -168,22 +204,16 @@ class Trainer:
             # step, BLAS threads only add hand-offs to small products.
             with parallel.one_blas_thread():
                 for epoch in range(start + 1, start + max_epochs + 1):
-                    prev = {k: v.copy() for k, v in self.net.params.items()}
+                    prev = self.snapshot()
                     try:
                         loss = self.train_epoch(train_idx, epoch)
                     except FloatingPointError:
-                        self.net.params.update(prev)  # the last finite weights
+                        self.restore(prev)  # the last finite weights
                         raise
                     h["loss"].append(loss)
                     monitored = loss
-                    kept = self.kept_weights()
                     if len(val_idx):
-                        live = self.net.params.copy()
-                        self.net.params.update(kept)  # evaluate() only reads them
-                        try:
-                            monitored = self.evaluate(val_idx)
-                        finally:
-                            self.net.params.update(live)
+                        monitored = self.evaluate_kept(val_idx)
                         h["val_loss"].append(monitored)
                     if bar is not None:
                         bar.update(1)
@@ -192,14 +222,14 @@ class Trainer:
                     threshold = best - tol * abs(best) if np.isfinite(best) else best
                     if monitored < threshold:
                         h["best"], h["best_epoch"] = monitored, epoch
-                        best_params = {k: v.copy() for k, v in kept.items()}
+                        best_params = self.snapshot(kept=True)
                         h["stale"] = 0
                     else:
                         h["stale"] += 1
                     stopped = h["stale"] >= patience
                     h["stopped"] = stopped
                     if on_epoch_end is not None:
-                        on_epoch_end(h, best_params)
+                        on_epoch_end(h, self.as_host(best_params))
                     if stopped:
                         break
         except (KeyboardInterrupt, SystemError) as e:
@@ -212,10 +242,7 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
-        if len(val_idx):
-            self.net.params.update(best_params)
-        elif self.kept_weights() is not self.net.params:  # the average, as it ends
-            self.net.params.update({k: v.copy() for k, v in self.opt.average.items()})
+        self.finish(best_params if len(val_idx) else None)
         if warn and not stopped:
             _warnings.warn(
                 f"Reached max_epochs={max_epochs} before early stopping; the model may "

@@ -43,6 +43,8 @@ from tsrnn.data.panel import (
 from tsrnn.data.scaling import fit_scaler, scale_values
 from tsrnn.data.seasons import choose_season, naive_scale, season_length_for
 from tsrnn.data.windows import (
+    ArrayBatches,
+    WindowBatches,
     batch_function,
     compiled_training_batch,
     gather_windows,
@@ -59,7 +61,7 @@ from tsrnn.data.windows import (
 )
 
 __all__ = [
-    "as_list", "auto_calendar", "batch_function", "compiled_training_batch",
+    "ArrayBatches", "WindowBatches", "as_list", "auto_calendar", "batch_function", "compiled_training_batch",
     "calendar_values", "check_finite", "check_future_fits",
     "check_min_length", "check_numeric_columns", "check_time_index", "choose_calendar",
     "choose_season", "columns_of", "decode_freq", "decode_index", "encode_freq",

@@ -5,6 +5,8 @@ size of the data. Also :func:`make_windows`, the copying windows of the array ro
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import numpy.typing as npt
 from numba import njit
@@ -156,6 +158,32 @@ def training_batch(values, starts, lookback, steps, n_targets, fut_cols, season,
     xin, base, scale = network_windows(x, n_targets, steps, season, scale_floor,
                                        window_scaling)
     return xin, (y - base) / scale, f
+
+
+@dataclass(frozen=True)
+class WindowBatches:
+    """What :func:`training_batch` builds a route's batches from, for a device that
+    builds them itself (:mod:`tsrnn.device_training`): the packed ``values``, the
+    windows' ``starts``, and the rest of :func:`training_batch`'s arguments."""
+
+    values: np.ndarray
+    starts: np.ndarray
+    lookback: int
+    steps: int
+    n_targets: int
+    fut_cols: np.ndarray
+    season: int
+    scale_floor: float
+    window_scaling: bool
+
+
+@dataclass(frozen=True)
+class ArrayBatches:
+    """Batches that are rows of ready windows ``xs`` (n, lookback, features) and
+    targets ``ys`` (n, outputs): the array route's."""
+
+    xs: np.ndarray
+    ys: np.ndarray
 
 
 def batch_function(n_batches: int):

@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.utils.validation import check_array, check_consistent_length, validate_data
 
 from tsrnn import parallel
-from tsrnn.data import MAX_ABS_VALUE, fit_scaler
+from tsrnn.data import MAX_ABS_VALUE, ArrayBatches, fit_scaler
 from tsrnn.routes.forecasting import check_finite_forecast
 from tsrnn.training import TrainingPlan
 
@@ -121,7 +121,8 @@ class ArrayRoute:
             return np.ascontiguousarray(xs[idx]), ys[idx], empty.reshape(len(idx), 0)
 
         return TrainingPlan(get_batch, [len(xs)], xs.shape[2],
-                            ys.shape[1] * self.n_quantiles, 0, ys.shape[1])
+                            ys.shape[1] * self.n_quantiles, 0, ys.shape[1],
+                            batches=ArrayBatches(xs, ys))
 
     def same_data(self, state, arrays) -> bool:
         """Whether a checkpoint's saved state was made on this route's data."""

@@ -227,7 +227,10 @@ class PanelRoute(PanelForecasting):
                             out_steps * nt * self.n_quantiles,
                             out_steps * len(net_fut_cols), out_steps,
                             gap=self.horizon - 1, after_training=after_training,
-                            streams=streams)
+                            streams=streams,
+                            batches=D.WindowBatches(values, starts, lookback, out_steps,
+                                                    nt, net_fut_cols, season,
+                                                    MIN_WINDOW_SCALE, ws))
 
     def same_data(self, state, arrays) -> bool:
         """Whether a checkpoint's saved state was made on this route's data."""

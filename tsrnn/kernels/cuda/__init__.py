@@ -7,10 +7,13 @@ Same modules, same function names, same arguments and the same time-major layout
 
 The forward functions return ``out`` on the host and leave everything the backward
 pass needs (states, gates) on the device; the backward functions return host arrays.
-Inside a layer, the whole time loop runs in one kernel launch: one thread block per
-batch row (rows are independent), its threads spread over the hidden units and
-synchronised between steps. Weight gradients are reductions over (time, batch) done
-by one thread per output element, in a fixed order: deterministic, no atomics.
+Under each pair is its device-array twin (``<cell>_forward_dev``,
+``<cell>_backward_dev``), which device-resident training calls
+(:mod:`tsrnn.device_training`). Inside a layer, the whole time loop runs in one
+launch, a block per tile of batch rows (:mod:`tsrnn.kernels.cuda.tiles`); the
+products around it (input projections, weight and input gradients) are tiled
+matrix products over all steps at once (:func:`tsrnn.kernels.cuda.linalg.matmul`).
+Every sum is taken in a fixed order: deterministic, no atomics.
 
 Importing this package imports ``numba.cuda``; ``tsrnn.functional`` does so only for
 ``device="cuda"``.

@@ -1,127 +1,198 @@
 """GRU on the GPU: the math of :mod:`tsrnn.kernels.cpu.gru` (gates r, z, n; the
-reset gate multiplies ``W_hn h + b_hn``)."""
+reset gate multiplies ``W_hn h + b_hn``), tiled as :mod:`tsrnn.kernels.cuda.tiles`
+describes."""
+
+from __future__ import annotations
+
+import functools
 
 import numpy as np
 from numba import cuda
 
+from tsrnn.kernels.cuda import tiles
 from tsrnn.kernels.cuda.linalg import (
-    col_sum,
+    copy,
     host,
-    input_grad,
     input_projection,
+    numba_dtype,
     sigmoid,
-    sum_outer,
     tanh,
-    threads_per_row,
     to_device,
+    transpose,
+    weight_and_input_grads,
 )
 
 
-@cuda.jit
-def _gru_sequence(gates, w_hh, b_hh, hs, hn_all, out, lengths, keep):
-    b = cuda.blockIdx.x
-    tid = cuda.threadIdx.x
-    nthreads = cuda.blockDim.x
-    T = gates.shape[0]
-    H = hs.shape[2]
-    L = lengths[b]
-    for s in range(T):
-        ts = s if keep else 0
-        for j in range(tid, H, nthreads):
-            if s < L:
-                hr = b_hh[j]
-                hz = b_hh[H + j]
-                hn = b_hh[2 * H + j]
-                for k in range(H):
-                    hk = hs[s, b, k]
-                    hr += hk * w_hh[j, k]
-                    hz += hk * w_hh[H + j, k]
-                    hn += hk * w_hh[2 * H + j, k]
-                r = sigmoid(gates[s, b, j] + hr)
-                z = sigmoid(gates[s, b, H + j] + hz)
-                n = tanh(gates[s, b, 2 * H + j] + r * hn)
-                gates[s, b, j] = r
-                gates[s, b, H + j] = z
-                gates[s, b, 2 * H + j] = n
-                hn_all[ts, b, j] = hn
-                h = (1 - z) * n + z * hs[s, b, j]
-                hs[s + 1, b, j] = h
-                out[s, b, j] = h
-            else:
-                for q in range(3):
-                    gates[s, b, q * H + j] = 0
-                hn_all[ts, b, j] = 0
-                hs[s + 1, b, j] = hs[s, b, j]
+@functools.cache
+def _kernels(dtype, rows):
+    nb = numba_dtype(dtype)
+    R = rows
+    load_weights, tile_products = tiles.device_functions(dtype, rows)
+
+    @cuda.jit
+    def forward(gates, w_t, b_hh, hs, hn_all, out, lengths, keep, write_out, w_shared):
+        tid = cuda.threadIdx.x
+        nth = cuda.blockDim.x
+        b0 = cuda.blockIdx.x * R
+        T, B, G = gates.shape
+        H = G // 3
+        sh = cuda.shared.array(0, nb)
+        h_off = G * H if w_shared else 0
+        p_off = h_off + R * H
+        load_weights(sh, w_t, G * H, w_shared)
+        for e in range(tid, R * H, nth):
+            r = e // H
+            b = b0 + r
+            sh[h_off + e] = hs[0, b, e - r * H] if b < B else nb(0)
         cuda.syncthreads()
-
-
-@cuda.jit
-def _gru_sequence_backward(gates, hn_all, hs, w_hh, dout, dh, dgi, dgh, lengths):
-    b = cuda.blockIdx.x
-    tid = cuda.threadIdx.x
-    nthreads = cuda.blockDim.x
-    T = gates.shape[0]
-    H = dh.shape[1]
-    G = 3 * H
-    L = lengths[b]
-    for s in range(T - 1, -1, -1):
-        if s < L:
-            for j in range(tid, H, nthreads):
-                dhj = dh[b, j] + dout[s, b, j]
-                r = gates[s, b, j]
-                z = gates[s, b, H + j]
-                n = gates[s, b, 2 * H + j]
-                dn = dhj * (1 - z) * (1 - n * n)
-                dz = dhj * (hs[s, b, j] - n) * z * (1 - z)
-                dr = dn * hn_all[s, b, j] * r * (1 - r)
-                dgi[s, b, j] = dr
-                dgi[s, b, H + j] = dz
-                dgi[s, b, 2 * H + j] = dn
-                dgh[s, b, j] = dr
-                dgh[s, b, H + j] = dz
-                dgh[s, b, 2 * H + j] = dn * r
-                dh[b, j] = dhj * z
+        for s in range(T):
+            tile_products(sh, w_t, w_shared, h_off, H, p_off, G)
             cuda.syncthreads()
-            for j in range(tid, H, nthreads):
-                acc = dh[b, j]
-                for q in range(G):
-                    acc += dgh[s, b, q] * w_hh[q, j]
-                dh[b, j] = acc
-        else:
-            for j in range(tid, H, nthreads):
-                for q in range(3):
-                    dgi[s, b, q * H + j] = 0
-                    dgh[s, b, q * H + j] = 0
+            ts = s if keep else 0
+            for e in range(tid, R * H, nth):
+                r = e // H
+                j = e - r * H
+                b = b0 + r
+                if b < B:
+                    if s < lengths[b]:
+                        p = p_off + r * G
+                        hn = b_hh[2 * H + j] + sh[p + 2 * H + j]
+                        rg = sigmoid(gates[s, b, j] + (b_hh[j] + sh[p + j]))
+                        z = sigmoid(gates[s, b, H + j] + (b_hh[H + j] + sh[p + H + j]))
+                        n = tanh(gates[s, b, 2 * H + j] + rg * hn)
+                        h = (1 - z) * n + z * sh[h_off + e]
+                        gates[s, b, j] = rg
+                        gates[s, b, H + j] = z
+                        gates[s, b, 2 * H + j] = n
+                        hn_all[ts, b, j] = hn
+                        hs[s + 1, b, j] = h
+                        sh[h_off + e] = h
+                        if write_out:
+                            out[s, b, j] = h
+                    else:
+                        for q in range(3):
+                            gates[s, b, q * H + j] = 0
+                        hn_all[ts, b, j] = 0
+                        hs[s + 1, b, j] = sh[h_off + e]
+                        if write_out:
+                            out[s, b, j] = 0
+            cuda.syncthreads()
+
+    @cuda.jit
+    def backward(gates, hn_all, hs, w, dout, dh_io, dgi, dgh, lengths, has_dout,
+                 w_shared):
+        tid = cuda.threadIdx.x
+        nth = cuda.blockDim.x
+        b0 = cuda.blockIdx.x * R
+        T, B, G = gates.shape
+        H = G // 3
+        sh = cuda.shared.array(0, nb)
+        dh_off = G * H if w_shared else 0
+        n_off = dh_off + R * H
+        p_off = n_off + R * H
+        load_weights(sh, w, G * H, w_shared)
+        for e in range(tid, R * H, nth):
+            r = e // H
+            b = b0 + r
+            sh[dh_off + e] = dh_io[b, e - r * H] if b < B else nb(0)
         cuda.syncthreads()
+        for s in range(T - 1, -1, -1):
+            for e in range(tid, R * H, nth):
+                r = e // H
+                j = e - r * H
+                b = b0 + r
+                p = p_off + r * G
+                if b < B and s < lengths[b]:
+                    if s + 1 < lengths[b]:  # dh = z dh' + (the product) of step s + 1
+                        sh[dh_off + e] += sh[n_off + e]
+                    dhj = sh[dh_off + e]
+                    if has_dout:
+                        dhj += dout[s, b, j]
+                    rg = gates[s, b, j]
+                    z = gates[s, b, H + j]
+                    n = gates[s, b, 2 * H + j]
+                    dn = dhj * (1 - z) * (1 - n * n)
+                    dz = dhj * (hs[s, b, j] - n) * z * (1 - z)
+                    dr = dn * hn_all[s, b, j] * rg * (1 - rg)
+                    dgi[s, b, j] = dr
+                    dgi[s, b, H + j] = dz
+                    dgi[s, b, 2 * H + j] = dn
+                    dgh[s, b, j] = dr
+                    dgh[s, b, H + j] = dz
+                    dgh[s, b, 2 * H + j] = dn * rg
+                    sh[p + j] = dr
+                    sh[p + H + j] = dz
+                    sh[p + 2 * H + j] = dn * rg
+                    sh[dh_off + e] = dhj * z
+                else:
+                    for q in range(3):
+                        sh[p + q * H + j] = 0
+                        if b < B:
+                            dgi[s, b, q * H + j] = 0
+                            dgh[s, b, q * H + j] = 0
+            cuda.syncthreads()
+            tile_products(sh, w, w_shared, p_off, G, n_off, H)
+            cuda.syncthreads()
+        for e in range(tid, R * H, nth):
+            r = e // H
+            b = b0 + r
+            if b < B:
+                dh_io[b, e - r * H] = sh[dh_off + e] + sh[n_off + e]
+
+    return forward, backward
+
+
+def gru_forward_dev(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, keep, write_out=True):
+    """One layer on device arrays (time-major ``x``): ``out`` (None without
+    ``write_out``) and the cache (``hs, gates, hn``), device arrays."""
+    T, B, _ = x.shape
+    H = w_hh.shape[1]
+    G = 3 * H
+    dt = np.dtype(x.dtype)
+    gates = input_projection(x, w_ih, b_ih)
+    hs = cuda.device_array((T + 1, B, H), dtype=dt)
+    copy(h0, hs[0])
+    hn_all = cuda.device_array((T if keep else 1, B, H), dtype=dt)
+    out = cuda.device_array((T, B, H), dtype=dt) if write_out else hs[:1]
+    rows = tiles.tile_rows(B)
+    blocks, threads, shmem, shared = tiles.launch(B, rows, G, G * H, rows * (H + G),
+                                                  dt.itemsize)
+    fwd, _ = _kernels(dt, rows)
+    fwd[blocks, threads, 0, shmem](gates, transpose(w_hh).reshape(G * H), b_hh, hs,
+                                   hn_all, out, lengths, keep, write_out, shared)
+    return (out if write_out else None), (hs, gates, hn_all)
+
+
+def gru_backward_dev(x, w_ih, w_hh, lengths, hs, gates, hn_all, dout, dh, grads=None,
+                     want_dx=True):
+    """BPTT of :func:`gru_forward_dev`, as :func:`tsrnn.kernels.cuda.lstm.lstm_backward_dev`."""
+    T, B, _ = x.shape
+    H = w_hh.shape[1]
+    G = 3 * H
+    dt = np.dtype(x.dtype)
+    dgi = cuda.device_array((T, B, G), dtype=dt)
+    dgh = cuda.device_array((T, B, G), dtype=dt)
+    rows = tiles.tile_rows(B)
+    blocks, threads, shmem, shared = tiles.launch(B, rows, G, G * H, rows * (2 * H + G),
+                                                  dt.itemsize)
+    _, bwd = _kernels(dt, rows)
+    bwd[blocks, threads, 0, shmem](gates, hn_all, hs, w_hh.reshape(G * H),
+                                   dout if dout is not None else dgi, dh, dgi, dgh,
+                                   lengths, dout is not None, shared)
+    return weight_and_input_grads(x, w_ih, hs, dgi, dgh, grads, want_dx)
 
 
 def gru_forward(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, keep):
     """As :func:`tsrnn.kernels.cpu.gru.gru_forward`; ``out`` on the host, the cache
     (``hs, gates, hn``) on the device."""
-    T, B, _ = x.shape
-    H = w_hh.shape[1]
-    dt = x.dtype
-    gates = input_projection(to_device(x), to_device(w_ih), to_device(b_ih))
-    hs = cuda.device_array((T + 1, B, H), dtype=dt)
-    hs[0].copy_to_device(np.ascontiguousarray(host(h0)))
-    hn_all = cuda.device_array((T if keep else 1, B, H), dtype=dt)
-    out = cuda.to_device(np.zeros((T, B, H), dtype=dt))
-    _gru_sequence[B, threads_per_row(H)](gates, to_device(w_hh), to_device(b_hh), hs,
-                                         hn_all, out, to_device(lengths), keep)
-    return out.copy_to_host(), hs, gates, hn_all
+    out, cache = gru_forward_dev(to_device(x), to_device(w_ih), to_device(w_hh),
+                                 to_device(b_ih), to_device(b_hh), to_device(h0),
+                                 to_device(lengths), keep)
+    return (out.copy_to_host(), *cache)
 
 
 def gru_backward(x, w_ih, w_hh, lengths, hs, gates, hn_all, dout, dh_n):
-    T, B, _ = x.shape
-    H = w_hh.shape[1]
-    dgi = cuda.device_array((T, B, 3 * H), dtype=x.dtype)
-    dgh = cuda.device_array((T, B, 3 * H), dtype=x.dtype)
     dh = cuda.to_device(np.array(host(dh_n), copy=True))
-    _gru_sequence_backward[B, threads_per_row(H)](gates, hn_all, hs, to_device(w_hh),
-                                                  to_device(dout), dh, dgi, dgh,
-                                                  to_device(lengths))
-    x_dev = to_device(x)
-    dw_ih = sum_outer(dgi, x_dev)
-    dw_hh = sum_outer(dgh, hs)
-    dx = input_grad(dgi, to_device(w_ih))
-    return dx, dw_ih, dw_hh, col_sum(dgi), col_sum(dgh), dh.copy_to_host()
+    dx, grads = gru_backward_dev(to_device(x), to_device(w_ih), to_device(w_hh),
+                                 to_device(lengths), hs, gates, hn_all, to_device(dout), dh)
+    return (dx.copy_to_host(), *(g.copy_to_host() for g in grads), dh.copy_to_host())

@@ -1,0 +1,82 @@
+"""How the recurrent kernels tile a batch: one block steps a tile of batch rows
+through every time step of a layer (one launch per layer and direction), its
+threads spread over the gate rows for the recurrent product and over (row, unit)
+pairs for the cell update, with a barrier between the two.
+
+Everything a step reads more than once is on chip: the tile's state (and its
+gradients, backward) in shared memory, and the recurrent weights too when they fit
+(:func:`weights_in_shared`), else read from global memory in the layout that makes
+neighbouring threads read neighbouring addresses (the caches then hold them).
+Each thread keeps one accumulator per row of the tile in registers, so a weight
+is read once per step for the whole tile, not once per row.
+
+Shared memory is one dynamic array per block; each kernel lays out its buffers in
+it, the weights first (when there), each buffer ``rows`` x width floats.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from numba import cuda
+
+from tsrnn import _config
+from tsrnn.kernels.cuda.linalg import numba_dtype, threads_per_block
+
+
+def tile_rows(batch: int) -> int:
+    """Rows per block: one while the batch gives at most ``CUDA_TARGET_BLOCKS``
+    blocks, doubling (up to ``CUDA_TILE_ROWS``) until it does; more rows per block
+    read each weight for more rows, fewer keep more of the GPU busy."""
+    most = max(1, int(_config.CUDA_TILE_ROWS))
+    rows = 1
+    while rows < most and -(-batch // rows) > _config.CUDA_TARGET_BLOCKS:
+        rows *= 2
+    return min(rows, most)
+
+
+def weights_in_shared(n_weights: int, n_buffer_floats: int, itemsize: int) -> bool:
+    """Whether the recurrent weights fit in shared memory beside the buffers."""
+    return (n_weights + n_buffer_floats) * itemsize <= _config.CUDA_SHARED_BYTES
+
+
+def launch(batch: int, rows: int, width: int, n_weights: int, n_buffer_floats: int,
+           itemsize: int):
+    """(blocks, threads, shared bytes, weights in shared) of a recurrent kernel over
+    ``batch`` rows, tiles of ``rows``, gate rows ``width``."""
+    shared = weights_in_shared(n_weights, n_buffer_floats, itemsize)
+    floats = n_buffer_floats + (n_weights if shared else 0)
+    threads = max(1, min(threads_per_block(), width))
+    return -(-batch // rows), threads, floats * itemsize, shared
+
+
+@functools.cache
+def device_functions(dtype, rows):
+    """The tile's weight load and product (device functions) for ``rows`` rows of
+    ``dtype``: numba compiles the accumulators' size in."""
+    nb = numba_dtype(dtype)
+    R = rows
+
+    @cuda.jit(device=True)
+    def load_weights(sh, w, n, w_shared):
+        if w_shared:
+            for e in range(cuda.threadIdx.x, n, cuda.blockDim.x):
+                sh[e] = w[e]
+
+    @cuda.jit(device=True)
+    def tile_products(sh, w, w_shared, in_off, n_in, out_off, n_out):
+        """sh[out_off + r n_out + o] = sum_k sh[in_off + r n_in + k] W[k, o] for the
+        tile's R rows, k in order; W row-major (n_in, n_out): in shared memory at 0
+        when ``w_shared``, else the flat global ``w``."""
+        acc = cuda.local.array(R, nb)
+        for o in range(cuda.threadIdx.x, n_out, cuda.blockDim.x):
+            for r in range(R):
+                acc[r] = 0
+            for k in range(n_in):
+                wv = sh[k * n_out + o] if w_shared else w[k * n_out + o]
+                for r in range(R):
+                    acc[r] += sh[in_off + r * n_in + k] * wv
+            for r in range(R):
+                sh[out_off + r * n_out + o] = acc[r]
+
+    return load_weights, tile_products

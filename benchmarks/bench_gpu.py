@@ -1,6 +1,7 @@
 """GPU benchmark: training epochs of the PERF.md workload on the GPU, tsrnn's
-numba.cuda kernels against PyTorch on the same GPU (cuDNN) and tsrnn on the CPU,
-one run; and many-series training (windows per second).
+device-resident training (:mod:`tsrnn.device_training`) against PyTorch on the same
+GPU (cuDNN) and tsrnn on the CPU, one run; and many-series training (windows per
+second).
 
     python benchmarks/bench_gpu.py                      # needs an NVIDIA GPU
     python benchmarks/bench_gpu.py --cells gru --hidden 32 --batch 1024
@@ -33,6 +34,32 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import interleaved_median_times, machine_line, write_table  # noqa: E402
 from bench_kernels import TorchModel, TsrnnModel, make_data  # noqa: E402
+
+
+class DeviceModel:
+    """tsrnn's device-resident training (what ``TSRNNRegressor(device="cuda")``
+    runs) on the kernel workload: the windows on the GPU, no clipping, Adam at 1e-3,
+    MSE, linear head; an epoch ends with its one copy back (its losses)."""
+
+    def __init__(self, cell, H, X, Y, B, seed=0):
+        from tsrnn.data import ArrayBatches
+        from tsrnn.device_training import DeviceTrainer
+        from tsrnn.network import RecurrentNet
+        from tsrnn.training import TrainingPlan
+
+        net = RecurrentNet(cell, 1, H, num_layers=1, bidirectional=False, dropout=0.0,
+                           n_out=1, n_future=0, rng=np.random.default_rng(seed),
+                           head="linear", device="cuda")
+        plan = TrainingPlan(None, [len(X)], 1, 1, 0, 1, batches=ArrayBatches(X, Y))
+        self.trainer = DeviceTrainer(net, plan, batch_size=B, learning_rate=1e-3,
+                                     optimizer="adam", weight_decay=0.0, clip_norm=None,
+                                     loss="mse", tbptt_steps=None,
+                                     rng=np.random.default_rng(seed))
+        self.trainer._upload_optimizer()
+        self.idx = np.arange(len(X))
+
+    def train_epoch(self, *_):
+        self.trainer.train_epoch(self.idx, 1)
 
 
 def gpu_name():
@@ -68,7 +95,8 @@ def many_series_frame(n_series, T, seed=0):
 def many_series_rate(device, n_series, B, T=500, hidden=32, seed=0):
     """Windows per second of one training epoch of a global LSTM (lookback 24,
     horizon 1) over ``n_series`` random walks of ``T`` points, on ``device``, after a
-    warm-up fit on a few of them (compilation); and the epoch's windows."""
+    warm-up fit on a few of them (compilation); the epoch's windows; and the seconds
+    of one forecast of every series (``predict()``, batched inference)."""
     import warnings
 
     from tsrnn import TSRNNRegressor
@@ -81,12 +109,15 @@ def many_series_rate(device, n_series, B, T=500, hidden=32, seed=0):
     df = many_series_frame(n_series, T, seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model().fit(many_series_frame(min(n_series, 4), T, seed))
+        model().fit(many_series_frame(min(n_series, 4), T, seed)).predict()
         t0 = time.perf_counter()
-        model().fit(df)
+        fitted = model().fit(df)
         seconds = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        fitted.predict()
+        predict_s = time.perf_counter() - t0
     windows = n_series * (T - 24)  # lookback 24, horizon 1
-    return windows / seconds, windows
+    return windows / seconds, windows, predict_s
 
 
 def main(argv=None):
@@ -132,14 +163,15 @@ def main(argv=None):
     if args.series:  # first: the issue's many-series figure, whatever the budget
         n_series, points, B, hidden = ((2, 28, 8, 4) if args.smoke
                                        else (args.series, 500, 1024, 32))
-        gpu_rate, windows = many_series_rate("cuda", n_series, B, points, hidden)
+        gpu_rate, windows, gpu_pred = many_series_rate("cuda", n_series, B, points, hidden)
         many = (f"\n\nMany series: one global LSTM (hidden {hidden}, lookback 24, horizon "
                 f"1), {n_series} series x {points} points ({windows} windows), one epoch "
-                f"at batch {B}: GPU {gpu_rate:,.0f} windows/s")
+                f"at batch {B}: GPU {gpu_rate:,.0f} windows/s; predict() of every "
+                f"series {gpu_pred:.3f} s")
         if args.many_cpu:
-            cpu_rate, _ = many_series_rate("cpu", n_series, B, points, hidden)
-            many += (f", this machine's CPU ({os.cpu_count()} cores) {cpu_rate:,.0f} "
-                     f"windows/s, {gpu_rate / cpu_rate:.1f}x")
+            cpu_rate, _, cpu_pred = many_series_rate("cpu", n_series, B, points, hidden)
+            many += (f"; this machine's CPU ({os.cpu_count()} cores) {cpu_rate:,.0f} "
+                     f"windows/s ({gpu_rate / cpu_rate:.1f}x), predict() {cpu_pred:.3f} s")
         many += ("; the 2-core CPU's figures are in `many_series.md` (hidden 32, "
                  "batch 32 and 256).")
         print(many.strip(), flush=True)
@@ -149,9 +181,8 @@ def main(argv=None):
                 if over_budget():
                     skipped.append(f"{cell} {H} {B}")
                     continue
-                m = TsrnnModel(cell, H)
-                m.net.device = "cuda"
-                fns = [lambda: m.train_epoch(X, Y, B, np.random.default_rng(0))]
+                m = DeviceModel(cell, H, X, Y, B)
+                fns = [m.train_epoch]
                 if has_torch_cuda:
                     tm = TorchModel(cell, H, device="cuda")
                     fns.append(lambda: tm.train_epoch(X, Y, B, np.random.default_rng(0)))

@@ -38,9 +38,9 @@ from numba import cuda
 print("numba sees a GPU:", cuda.is_available())
 PYEOF
     echo "## CUDA tests on the device (tests/test_cuda.py)"
-    timeout 150 "$PY" -m pytest -q -p no:cacheprovider tests/test_cuda.py
+    timeout 200 "$PY" -m pytest -q -p no:cacheprovider tests/test_cuda.py
     echo "tests exit status: $?"
     echo "## benchmark"
-    timeout 180 "$PY" benchmarks/bench_gpu.py --out "$OUT" --budget-s 120 --repeat 2
+    timeout 150 "$PY" benchmarks/bench_gpu.py --out "$OUT" --budget-s 100 --repeat 2
     echo "benchmark exit status: $?"
 } 2>&1 | tee "$OUT/gpu_check.log"

@@ -61,7 +61,8 @@ from tsrnn.data.windows import (
 )
 
 __all__ = [
-    "ArrayBatches", "WindowBatches", "as_list", "auto_calendar", "batch_function", "compiled_training_batch",
+    "ArrayBatches", "WindowBatches", "as_list", "auto_calendar", "batch_function",
+    "compiled_training_batch",
     "calendar_values", "check_finite", "check_future_fits",
     "check_min_length", "check_numeric_columns", "check_time_index", "choose_calendar",
     "choose_season", "columns_of", "decode_freq", "decode_index", "encode_freq",

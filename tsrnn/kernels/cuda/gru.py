@@ -154,7 +154,7 @@ def gru_forward_dev(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, keep, write_out=True
     copy(h0, hs[0])
     hn_all = cuda.device_array((T if keep else 1, B, H), dtype=dt)
     out = cuda.device_array((T, B, H), dtype=dt) if write_out else hs[:1]
-    rows = tiles.tile_rows(B)
+    rows = tiles.tile_rows(B, H + G, dt.itemsize)
     blocks, threads, shmem, shared = tiles.launch(B, rows, G, G * H, rows * (H + G),
                                                   dt.itemsize)
     fwd, _ = _kernels(dt, rows)
@@ -172,7 +172,7 @@ def gru_backward_dev(x, w_ih, w_hh, lengths, hs, gates, hn_all, dout, dh, grads=
     dt = np.dtype(x.dtype)
     dgi = cuda.device_array((T, B, G), dtype=dt)
     dgh = cuda.device_array((T, B, G), dtype=dt)
-    rows = tiles.tile_rows(B)
+    rows = tiles.tile_rows(B, 2 * H + G, dt.itemsize)
     blocks, threads, shmem, shared = tiles.launch(B, rows, G, G * H, rows * (2 * H + G),
                                                   dt.itemsize)
     _, bwd = _kernels(dt, rows)

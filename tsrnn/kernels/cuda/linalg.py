@@ -57,7 +57,10 @@ def host(a):
 
 @cuda.jit(device=True)
 def sigmoid(v):
-    return 1 / (1 + math.exp(-v))
+    if v >= 0:
+        return 1 / (1 + math.exp(-v))
+    e = math.exp(v)  # never overflows: a large -v gives 0, as 1 / (1 + inf) does
+    return e / (1 + e)
 
 
 @cuda.jit(device=True)
@@ -242,7 +245,8 @@ def col_sum(d, out=None, *, accumulate=False):
     R, G = d.shape
     if out is None:
         out = cuda.device_array(G, dtype=d.dtype)
-    n_parts = max(1, min(-(-R // 64), -(-int(_config.CUDA_TARGET_BLOCKS) // max(1, -(-G // threads_per_block())))))
+    col_blocks = -(-G // threads_per_block())
+    n_parts = max(1, min(-(-R // 64), -(-int(_config.CUDA_TARGET_BLOCKS) // col_blocks)))
     rows = -(-R // n_parts)
     n_parts = -(-R // rows)
     parts = cuda.device_array((n_parts, 1, G), dtype=d.dtype)

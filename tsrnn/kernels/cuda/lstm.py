@@ -170,7 +170,7 @@ def lstm_forward_dev(x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths, keep, write_out
     copy(c0, cs[0])
     tanh_c = cuda.device_array((T if keep else 1, B, H), dtype=dt)
     out = cuda.device_array((T, B, H), dtype=dt) if write_out else hs[:1]
-    rows = tiles.tile_rows(B)
+    rows = tiles.tile_rows(B, H + G, dt.itemsize)
     blocks, threads, shmem, shared = tiles.launch(B, rows, G, G * H, rows * (H + G),
                                                   dt.itemsize)
     fwd, _ = _kernels(dt, rows)
@@ -190,7 +190,7 @@ def lstm_backward_dev(x, w_ih, w_hh, lengths, hs, cs, gates, tanh_c, dout, dh, d
     G = 4 * H
     dt = np.dtype(x.dtype)
     dpre = cuda.device_array((T, B, G), dtype=dt)
-    rows = tiles.tile_rows(B)
+    rows = tiles.tile_rows(B, 3 * H + G, dt.itemsize)
     blocks, threads, shmem, shared = tiles.launch(B, rows, G, G * H, rows * (3 * H + G),
                                                   dt.itemsize)
     _, bwd = _kernels(dt, rows)

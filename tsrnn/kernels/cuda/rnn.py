@@ -128,7 +128,7 @@ def rnn_forward_dev(x, w_ih, w_hh, b_ih, b_hh, h0, lengths, keep, use_relu,
     hs = cuda.device_array((T + 1, B, H), dtype=dt)
     copy(h0, hs[0])
     out = cuda.device_array((T, B, H), dtype=dt) if write_out else hs[:1]
-    rows = tiles.tile_rows(B)
+    rows = tiles.tile_rows(B, 2 * H, dt.itemsize)
     blocks, threads, shmem, shared = tiles.launch(B, rows, H, H * H, rows * 2 * H,
                                                   dt.itemsize)
     fwd, _ = _kernels(dt, rows)
@@ -144,7 +144,7 @@ def rnn_backward_dev(x, w_ih, w_hh, lengths, hs, dout, dh, use_relu, grads=None,
     H = w_hh.shape[1]
     dt = np.dtype(x.dtype)
     dpre = cuda.device_array((T, B, H), dtype=dt)
-    rows = tiles.tile_rows(B)
+    rows = tiles.tile_rows(B, 3 * H, dt.itemsize)
     blocks, threads, shmem, shared = tiles.launch(B, rows, H, H * H, rows * 3 * H,
                                                   dt.itemsize)
     _, bwd = _kernels(dt, rows)

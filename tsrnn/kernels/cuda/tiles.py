@@ -24,15 +24,17 @@ from tsrnn import _config
 from tsrnn.kernels.cuda.linalg import numba_dtype, threads_per_block
 
 
-def tile_rows(batch: int) -> int:
+def tile_rows(batch: int, floats_per_row: int, itemsize: int) -> int:
     """Rows per block: one while the batch gives at most ``CUDA_TARGET_BLOCKS``
-    blocks, doubling (up to ``CUDA_TILE_ROWS``) until it does; more rows per block
-    read each weight for more rows, fewer keep more of the GPU busy."""
+    blocks, doubling (up to ``CUDA_TILE_ROWS``, and while the tile's buffers of
+    ``floats_per_row`` per row fit in shared memory) until it does; more rows per
+    block read each weight for more rows, fewer keep more of the GPU busy."""
     most = max(1, int(_config.CUDA_TILE_ROWS))
     rows = 1
-    while rows < most and -(-batch // rows) > _config.CUDA_TARGET_BLOCKS:
+    while (rows < most and -(-batch // rows) > _config.CUDA_TARGET_BLOCKS
+           and 2 * rows * floats_per_row * itemsize <= MAX_SHARED_BYTES):
         rows *= 2
-    return min(rows, most)
+    return rows
 
 
 def weights_in_shared(n_weights: int, n_buffer_floats: int, itemsize: int) -> bool:
@@ -40,10 +42,20 @@ def weights_in_shared(n_weights: int, n_buffer_floats: int, itemsize: int) -> bo
     return (n_weights + n_buffer_floats) * itemsize <= _config.CUDA_SHARED_BYTES
 
 
+#: Shared memory a block gets without the driver's opt-in: the tile's buffers must fit.
+MAX_SHARED_BYTES = 48 * 1024
+
+
 def launch(batch: int, rows: int, width: int, n_weights: int, n_buffer_floats: int,
            itemsize: int):
     """(blocks, threads, shared bytes, weights in shared) of a recurrent kernel over
-    ``batch`` rows, tiles of ``rows``, gate rows ``width``."""
+    ``batch`` rows, tiles of ``rows``, gate rows ``width``; ``n_buffer_floats`` is
+    the tile's buffers, which must fit in shared memory."""
+    if n_buffer_floats * itemsize > MAX_SHARED_BYTES:
+        raise ValueError(
+            f"hidden_size is too large for the CUDA kernels: a tile of {rows} row(s) "
+            f"needs {n_buffer_floats * itemsize} bytes of shared memory, more than "
+            f"{MAX_SHARED_BYTES}. Use a smaller hidden_size or device='cpu'.")
     shared = weights_in_shared(n_weights, n_buffer_floats, itemsize)
     floats = n_buffer_floats + (n_weights if shared else 0)
     threads = max(1, min(threads_per_block(), width))

@@ -113,9 +113,10 @@ def window_batch(spec, dev, order, lo, rows):
     x_tm = cuda.device_array((spec.lookback, rows, dev["values"].shape[1]), dtype=dt)
     y = cuda.device_array((rows, spec.steps * spec.n_targets), dtype=dt)
     f = cuda.device_array((rows, spec.steps * K), dtype=dt)
-    _window_batch_kernel(np.dtype(dt))[_grid(rows)](dev["values"], dev["starts"], order, lo, spec.lookback,
-                               spec.steps, spec.n_targets, dev["fut_cols"], spec.season,
-                               spec.scale_floor, spec.window_scaling, x_tm, y, f)
+    kernel = _window_batch_kernel(np.dtype(dt))
+    kernel[_grid(rows)](dev["values"], dev["starts"], order, lo, spec.lookback, spec.steps,
+                        spec.n_targets, dev["fut_cols"], spec.season, spec.scale_floor,
+                        spec.window_scaling, x_tm, y, f)
     return x_tm, y, f
 
 
@@ -129,9 +130,8 @@ def array_batch(dev, order, lo, rows):
 
 # ------------------------------------------------------------------------- heads
 @cuda.jit
-def _concat_rows(a, b, out, a_rows_per_out):
-    """out row i = [a row (i // ... ) parts | b row]; a and b reshaped by the caller so
-    that out[i] = [a[i], b[i]] with a (n, p) and b (n, q)."""
+def _concat_rows(a, b, out):
+    """out[i] = [a[i] | b[i]] for a (n, p) and b (n, q)."""
     i, j = cuda.grid(2)
     n, p = a.shape
     if i < n and j < out.shape[1]:
@@ -143,7 +143,7 @@ def concat_columns(a, b):
     n = a.shape[0]
     out = cuda.device_array((n, a.shape[1] + b.shape[1]), dtype=a.dtype)
     t = max(1, min(16, int(math.isqrt(threads_per_block()))))
-    _concat_rows[(-(-n // t), -(-out.shape[1] // t)), (t, t)](a, b, out, 1)
+    _concat_rows[(-(-n // t), -(-out.shape[1] // t)), (t, t)](a, b, out)
     return out
 
 

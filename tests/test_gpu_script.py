@@ -17,7 +17,7 @@ def test_gpu_benchmark_smoke_run_writes_its_table(tmp_path):
     """bench_gpu.py --smoke runs the whole script on tiny shapes (on the CUDA
     simulator here) and writes gpu.md, marked SMOKE, with the kernel row and the
     many-series line; with a time budget already spent, it lists what it left out."""
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", TSRNN_CUDA_THREADS="4",
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", TSRNN_CUDA_THREADS="256",
                TSRNN_COMMIT="abc1234")
     cmd = [sys.executable, str(ROOT / "benchmarks" / "bench_gpu.py"), "--smoke",
            "--cells", "lstm", "--hidden", "4", "--batch", "8", "--repeat", "1", "--cpu",

@@ -33,11 +33,6 @@ def threads_per_block() -> int:
     return max(1, int(_config.CUDA_THREADS_PER_BLOCK))
 
 
-def threads_per_row(hidden: int) -> int:
-    """Threads of a block over ``hidden`` units: at most the configured block size."""
-    return max(1, min(threads_per_block(), hidden))
-
-
 def tile() -> int:
     """Side of the square tiles of :func:`matmul` (16 at 256 threads per block)."""
     return max(1, min(16, math.isqrt(threads_per_block())))

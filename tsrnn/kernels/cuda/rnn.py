@@ -26,7 +26,7 @@ from tsrnn.kernels.cuda.linalg import (
 def _kernels(dtype, rows):
     nb = numba_dtype(dtype)
     R = rows
-    load_weights, tile_products = tiles.device_functions(dtype, rows)
+    load_weights, load_rows, tile_products = tiles.device_functions(dtype, rows)
 
     @cuda.jit
     def forward(pre, w_t, hs, out, lengths, write_out, use_relu, w_shared):
@@ -38,10 +38,7 @@ def _kernels(dtype, rows):
         h_off = H * H if w_shared else 0
         p_off = h_off + R * H
         load_weights(sh, w_t, H * H, w_shared)
-        for e in range(tid, R * H, nth):
-            r = e // H
-            b = b0 + r
-            sh[h_off + e] = hs[0, b, e - r * H] if b < B else nb(0)
+        load_rows(sh, h_off, hs[0], b0, H)
         cuda.syncthreads()
         for s in range(T):
             tile_products(sh, w_t, w_shared, h_off, H, p_off, H)
@@ -78,10 +75,7 @@ def _kernels(dtype, rows):
         n_off = dh_off + R * H
         p_off = n_off + R * H
         load_weights(sh, w, H * H, w_shared)
-        for e in range(tid, R * H, nth):
-            r = e // H
-            b = b0 + r
-            sh[dh_off + e] = dh_io[b, e - r * H] if b < B else nb(0)
+        load_rows(sh, dh_off, dh_io, b0, H)
         cuda.syncthreads()
         for s in range(T - 1, -1, -1):
             for e in range(tid, R * H, nth):

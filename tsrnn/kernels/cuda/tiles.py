@@ -76,6 +76,14 @@ def device_functions(dtype, rows):
                 sh[e] = w[e]
 
     @cuda.jit(device=True)
+    def load_rows(sh, off, src, b0, H):
+        """sh[off + r H + j] = src[b0 + r, j] for the tile's R rows; 0 past the batch."""
+        B = src.shape[0]
+        for e in range(cuda.threadIdx.x, R * H, cuda.blockDim.x):
+            r = e // H
+            sh[off + e] = src[b0 + r, e - r * H] if b0 + r < B else nb(0)
+
+    @cuda.jit(device=True)
     def tile_products(sh, w, w_shared, in_off, n_in, out_off, n_out):
         """sh[out_off + r n_out + o] = sum_k sh[in_off + r n_in + k] W[k, o] for the
         tile's R rows, k in order; W row-major (n_in, n_out): in shared memory at 0
@@ -91,4 +99,4 @@ def device_functions(dtype, rows):
             for r in range(R):
                 sh[out_off + r * n_out + o] = acc[r]
 
-    return load_weights, tile_products
+    return load_weights, load_rows, tile_products

@@ -175,6 +175,21 @@ def relu_backward_(d, r) -> None:
 
 
 # ------------------------------------------------------------------------ losses
+@cuda.jit(device=True)
+def block_sum(sh, acc):
+    """sh[0] = the sum of every thread's ``acc``: a tree over the block's threads (a
+    power of two) in shared memory, the same order at every launch."""
+    tid = cuda.threadIdx.x
+    sh[tid] = acc
+    cuda.syncthreads()
+    half = cuda.blockDim.x // 2
+    while half > 0:
+        if tid < half:
+            sh[tid] += sh[tid + half]
+        cuda.syncthreads()
+        half //= 2
+
+
 @functools.cache
 def _loss_kernel(dtype):
     nb = numba_dtype(dtype)
@@ -213,14 +228,7 @@ def _loss_kernel(dtype):
             acc += term
             if want_grad:
                 grad[i, j] = g / n
-        sh[tid] = acc
-        cuda.syncthreads()
-        half = nth // 2
-        while half > 0:
-            if tid < half:
-                sh[tid] += sh[tid + half]
-            cuda.syncthreads()
-            half //= 2
+        block_sum(sh, acc)
         if tid == 0:
             total = sh[0] / n
             losses[slot] = total
@@ -253,14 +261,7 @@ def _sum_squares(g, out, slot):
     acc = 0.0
     for i in range(tid, g.size, nth):
         acc += np.float64(g[i]) * g[i]
-    sh[tid] = acc
-    cuda.syncthreads()
-    half = nth // 2
-    while half > 0:
-        if tid < half:
-            sh[tid] += sh[tid + half]
-        cuda.syncthreads()
-        half //= 2
+    block_sum(sh, acc)
     if tid == 0:
         out[slot] = math.sqrt(sh[0])
 

@@ -201,13 +201,10 @@ def matmul(a, b, out=None, *, a_t=False, b_t=False, bias=None, accumulate=False)
     k_chunk = -(-k_chunk // t) * t
     n_parts = max(1, -(-K // k_chunk))
     grid = (-(-M // t), -(-N // t))
-    if n_parts == 1 and not accumulate and bias is None:
-        parts = out.reshape(1, M, N) if out.is_c_contiguous() else None
-    else:
-        parts = None
-    direct = parts is not None
-    if not direct:
-        parts = cuda.device_array((n_parts, M, N), dtype=a.dtype)
+    # one part, nothing to add: the product is written straight into ``out``
+    direct = n_parts == 1 and not accumulate and bias is None and out.is_c_contiguous()
+    parts = (out.reshape(1, M, N) if direct
+             else cuda.device_array((n_parts, M, N), dtype=a.dtype))
     if M and N:
         if K:
             _matmul_kernel(np.dtype(a.dtype))[(*grid, n_parts), (t, t), 0,
